@@ -1,0 +1,62 @@
+"""websockets_lite: an asyncio WebSocket library whose memory per connection
+is bounded by construction, with the usual patterns ready to use."""
+
+from __future__ import annotations
+
+from .client import ClientProtocol, WebSocketURI, connect, parse_uri
+from .close import OK_CLOSE_CODES, Close, CloseCode
+from .connection import Connection, Stats
+from .exceptions import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    ConnectTimeout,
+    HandshakeError,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+    WebSocketError,
+)
+from .flow import memory_bound
+from .http import Headers, Request, Response
+from .protocol import State
+from .server import Server, ServerProtocol, serve
+from .typing import BytesLike, Data, DataLike, Fragments
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "OK_CLOSE_CODES",
+    "BytesLike",
+    "ClientProtocol",
+    "Close",
+    "CloseCode",
+    "ConcurrencyError",
+    "ConnectTimeout",
+    "Connection",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "Data",
+    "DataLike",
+    "Fragments",
+    "HandshakeError",
+    "Headers",
+    "InvalidHandshake",
+    "InvalidStatus",
+    "InvalidURI",
+    "Request",
+    "Response",
+    "Server",
+    "ServerProtocol",
+    "State",
+    "Stats",
+    "WebSocketError",
+    "WebSocketURI",
+    "__version__",
+    "connect",
+    "memory_bound",
+    "parse_uri",
+    "serve",
+]

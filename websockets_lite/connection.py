@@ -1,0 +1,659 @@
+"""The connection layer: asyncio transport callbacks and the public API.
+
+Where things happen:
+
+- bytes enter in :meth:`Connection.buffer_updated` and go to the sans-I/O
+  :class:`~websockets_lite.protocol.Protocol`;
+- :meth:`Connection._process` pulls events: messages are queued in the
+  :class:`~websockets_lite.flow.ReadFlow`, and when it overflows the parser
+  stalls and reading pauses until ``recv()`` makes room;
+- every write goes through :meth:`Connection._write`, and ``send()`` waits in
+  :meth:`Connection._drain` while the write buffer is above ``write_limit``;
+- a close starts one deadline (``disconnect_timeout``) that aborts the TCP
+  connection if the closing handshake has not finished by then;
+- :meth:`Connection.connection_lost` is the single place where a connection
+  ends: it wakes every waiter exactly once.
+
+Naming: "protocol" is the sans-I/O object; an asyncio "protocol" is what we
+call a connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import math
+import os
+import threading
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from typing import Any
+
+from .close import CloseCode
+from .exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK, closed_exception
+from .flow import READ_CHUNK, ReadFlow, WriteFlow
+from .http import Request, Response
+from .protocol import Pong, Protocol, Side, State
+from .typing import Data, DataLike, Fragments
+
+__all__ = ["Connection", "Stats"]
+
+default_logger = logging.getLogger("websockets_lite")
+
+
+class _ReadBuffer(threading.local):
+    # One read buffer per thread, shared by every connection: the transport
+    # fills it and calls buffer_updated() synchronously, which copies the
+    # bytes into the parser, so no connection holds 256 KiB while idle.
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(READ_CHUNK))
+
+
+_read_buffer = _ReadBuffer()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Stats:
+    """A snapshot of one connection's counters (see :attr:`Connection.stats`)."""
+
+    messages_in: int
+    messages_out: int
+    bytes_in: int
+    bytes_out: int
+    #: Messages received and waiting for ``recv()``.
+    queued_messages: int
+    #: Bytes in the transport's write buffer.
+    write_buffer_size: int
+    #: Whether reading is paused now because messages are not consumed.
+    read_paused: bool
+    #: Total seconds reading stayed paused because messages were not consumed.
+    read_paused_seconds: float
+    #: Broadcasts that skipped this connection because its buffer was full.
+    broadcasts_skipped: int
+
+
+class Connection(asyncio.BufferedProtocol):
+    """One WebSocket connection, client or server side.
+
+    Created by :func:`~websockets_lite.connect` or :func:`~websockets_lite.serve`
+    (or, at a low level, by an event loop from :class:`~websockets_lite.ClientProtocol`
+    or :class:`~websockets_lite.ServerProtocol`). Timeouts are off unless the
+    high-level API sets them: ``ping_interval`` and ``ping_timeout`` ``None``,
+    ``disconnect_timeout`` ``math.inf``.
+    """
+
+    __slots__ = (
+        "_closed_waiter", "_deadline", "_fragmenting", "_handshake_waiter", "_id",
+        "_keepalive", "_lost", "_lost_exc", "_pings", "_read_flow", "_recv_waiter", "_seen_state",
+        "_stalled", "_write_flow", "broadcasts_skipped", "bytes_in", "bytes_out",
+        "disconnect_timeout", "latency", "logger", "loop", "messages_in", "messages_out",
+        "ping_interval", "ping_timeout", "protocol", "transport", "write_limit",
+    )
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        *,
+        message_queue_size: float = 1,
+        write_limit: int = 2**16,
+        ping_interval: float | None = None,
+        ping_timeout: float | None = None,
+        disconnect_timeout: float = math.inf,
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    ) -> None:
+        self.protocol = protocol
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set on connect
+        self.write_limit = write_limit
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.disconnect_timeout = disconnect_timeout
+        self.logger = logger or default_logger
+        #: Round-trip time of the latest ping answered, in seconds.
+        self.latency = 0.0
+        self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
+        self.broadcasts_skipped = 0
+        self._id: uuid.UUID | None = None
+        self._read_flow = ReadFlow(message_queue_size, self._pause_reading, self._resume_reading,
+                              self.loop.time)
+        self._write_flow = WriteFlow()
+        self._stalled = False
+        self._seen_state = protocol.state
+        self._recv_waiter: asyncio.Future[None] | None = None
+        self._closed_waiter: asyncio.Future[None] | None = None
+        self._handshake_waiter: asyncio.Future[None] | None = None
+        self._fragmenting: asyncio.Future[None] | None = None
+        self._pings: dict[bytes, tuple[float, asyncio.Future[float] | None]] = {}
+        self._keepalive: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._lost = False
+        self._lost_exc: Exception | None = None
+
+    # Attributes.
+
+    @property
+    def id(self) -> uuid.UUID:
+        """A unique identifier of the connection, for logs."""
+        if self._id is None:
+            self._id = uuid.uuid4()
+        return self._id
+
+    @property
+    def request(self) -> Request | None:
+        """The opening handshake request (``request.path``, ``request.headers``)."""
+        return self.protocol.request
+
+    @property
+    def response(self) -> Response | None:
+        """The opening handshake response."""
+        return self.protocol.response
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol both sides agreed on, if any."""
+        return self.protocol.subprotocol
+
+    @property
+    def state(self) -> State:
+        """``CONNECTING``, ``OPEN``, ``CLOSING`` or ``CLOSED`` (the TCP connection ended)."""
+        if self._lost:
+            return State.CLOSED
+        state = self.protocol.state
+        return State.CLOSING if state is State.CLOSED else state
+
+    @property
+    def local_address(self) -> Any:
+        """The local socket address (``(host, port)`` for TCP)."""
+        return self.transport.get_extra_info("sockname") if self.transport else None
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's socket address (``(host, port)`` for TCP)."""
+        return self.transport.get_extra_info("peername") if self.transport else None
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once the connection is closed (1006 without a close frame)."""
+        return self._closed_exc().code if self._lost else None
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason once the connection is closed."""
+        return self._closed_exc().reason if self._lost else None
+
+    @property
+    def stats(self) -> Stats:
+        """Counters for monitoring: messages and bytes in and out, queue and buffers."""
+        return Stats(
+            messages_in=self.messages_in,
+            messages_out=self.messages_out,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+            queued_messages=len(self._read_flow.messages),
+            write_buffer_size=(
+                self.transport.get_write_buffer_size() if self.transport and not self._lost else 0
+            ),
+            read_paused=self._stalled,
+            read_paused_seconds=self._read_flow.paused_seconds(),
+            broadcasts_skipped=self.broadcasts_skipped,
+        )
+
+    # Receiving.
+
+    async def recv(self) -> Data:
+        """Return the next message: ``str`` for text, ``bytes`` for binary.
+
+        Messages that arrived before the connection closed are returned
+        first; then :exc:`~websockets_lite.ConnectionClosed` is raised.
+        Cancelling ``recv()`` (for example with ``asyncio.timeout()``) is safe:
+        no message is lost. Two concurrent calls raise
+        :exc:`~websockets_lite.ConcurrencyError`.
+        """
+        if self._recv_waiter is not None:
+            raise ConcurrencyError("another coroutine is already receiving from this connection")
+        messages = self._read_flow.messages
+        while not messages:
+            if self._lost:
+                raise self._closed_exc()
+            waiter = self._recv_waiter = self.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
+        message: Data = messages.popleft()
+        if self._stalled and len(messages) <= self._read_flow.size:
+            self._stalled = False
+            self._process()
+        return message
+
+    get_message = recv
+
+    async def __aiter__(self) -> AsyncIterator[Data]:
+        """Iterate over messages; stop quietly on a normal close (1000, 1001,
+        1005), raise :exc:`~websockets_lite.ConnectionClosedError` otherwise."""
+        try:
+            while True:
+                yield await self.recv()
+        except ConnectionClosedOK:
+            return
+
+    # Sending.
+
+    async def send(self, message: DataLike | Fragments) -> None:
+        """Send a message: ``str`` as text, bytes-like as binary, or an iterable
+        or async iterable of fragments as one fragmented message.
+
+        Waits while the write buffer is above ``write_limit``, so a producer
+        cannot outrun the peer. Raises :exc:`~websockets_lite.ConnectionClosed`
+        once the connection is closing or closed, ``TypeError`` for anything
+        else, and closes the connection with 1011 if an iterable of fragments
+        fails midway (the message cannot be completed).
+        """
+        while self._fragmenting is not None:
+            await asyncio.shield(self._fragmenting)
+        protocol = self.protocol
+        if protocol.state is not State.OPEN:
+            await self._raise_closed()
+        if isinstance(message, str):
+            data = protocol.send_text(message)
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            data = protocol.send_binary(message)
+        elif isinstance(message, (Iterable, AsyncIterable)) and not isinstance(message, Mapping):
+            await self._send_fragments(message)  # type: ignore[arg-type]  # not bytes-like here
+            return
+        else:
+            raise TypeError(
+                f"cannot send {type(message).__name__}: expected str, bytes-like or fragments"
+            )
+        self.messages_out += 1
+        self._write(data)
+        if self._write_flow.paused or self.transport.is_closing():
+            await self._drain()
+
+    send_message = send
+
+    async def _send_fragments(self, fragments: Fragments) -> None:
+        self._fragmenting = self.loop.create_future()
+        sent = False
+        try:
+            previous: Any = None
+            if isinstance(fragments, AsyncIterable):
+                async for fragment in fragments:
+                    if previous is not None:
+                        sent = await self._send_fragment(previous, False)
+                    previous = _check_fragment(fragment)
+            else:
+                for fragment in fragments:
+                    if previous is not None:
+                        sent = await self._send_fragment(previous, False)
+                    previous = _check_fragment(fragment)
+            if previous is not None:
+                await self._send_fragment(previous, True)
+                self.messages_out += 1
+        except BaseException:
+            if sent and self.protocol.state is State.OPEN:
+                # The message cannot be completed: nothing else may be sent.
+                self._fail(CloseCode.INTERNAL_ERROR, "error while sending a fragmented message")
+            raise
+        finally:
+            self._fragmenting.set_result(None)
+            self._fragmenting = None
+
+    async def _send_fragment(self, fragment: DataLike, fin: bool) -> bool:
+        if self.protocol.state is not State.OPEN:
+            await self._raise_closed()
+        self._write(self.protocol.send_fragment(fragment, fin))
+        if self._write_flow.paused or self.transport.is_closing():
+            await self._drain()
+        return True
+
+    async def ping(self, data: str | bytes | None = None) -> float:
+        """Send a ping and return the round-trip time in seconds once the pong
+        arrives. A pong answers every earlier ping too (RFC 6455 5.5.3)."""
+        if self.protocol.state is not State.OPEN:
+            await self._raise_closed()
+        if data is None:
+            payload = os.urandom(4)
+            while payload in self._pings:
+                payload = os.urandom(4)
+        else:
+            payload = data.encode() if isinstance(data, str) else bytes(data)
+            if payload in self._pings:
+                raise ConcurrencyError("already waiting for a pong with the same data")
+        waiter: asyncio.Future[float] = self.loop.create_future()
+        self._pings[payload] = (self.loop.time(), waiter)
+        try:
+            self._write(self.protocol.send_ping(payload))
+            if self._write_flow.paused or self.transport.is_closing():
+                await self._drain()
+            return await waiter
+        finally:
+            self._pings.pop(payload, None)
+
+    # Closing.
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake and wait until the TCP connection is closed.
+
+        Messages already queued stay readable with ``recv()``. A high-level
+        connection aborts the TCP connection after ``disconnect_timeout``; if
+        ``close()`` itself is cancelled (for example by ``asyncio.timeout()``),
+        the TCP connection is aborted too. Raises ``ValueError`` for a code
+        that may not be sent or a reason over 123 bytes.
+        """
+        state = self.protocol.state
+        if state is State.OPEN:
+            data = self.protocol.send_close(code, reason)
+            self._write(data)
+            self._closing()
+        elif state is State.CONNECTING and self.transport is not None:
+            self.transport.abort()
+        try:
+            await self.wait_closed()
+        except asyncio.CancelledError:
+            self.abort()
+            raise
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is closed. Cancelling it is safe."""
+        if self._lost:
+            return
+        if self._closed_waiter is None:
+            self._closed_waiter = self.loop.create_future()
+        await asyncio.shield(self._closed_waiter)
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once, without a closing handshake."""
+        if self.transport is not None and not self._lost:
+            self.transport.abort()
+
+    # Internals: writing and closing.
+
+    def _write(self, data: bytes) -> None:
+        self.bytes_out += len(data)
+        self.transport.write(data)
+
+    async def _drain(self) -> None:
+        if self.transport.is_closing() and not self._lost:
+            # Let connection_lost() run: a loop that only writes would starve it.
+            await asyncio.sleep(0)
+        if self._lost:
+            raise self._closed_exc()
+        if self._write_flow.paused:
+            waiter: asyncio.Future[None] = self.loop.create_future()
+            self._write_flow.waiters.append(waiter)
+            await waiter
+
+    async def _raise_closed(self) -> None:
+        # Build ConnectionClosed only once the connection is closed, when both
+        # close frames (or their absence) are known.
+        await self.wait_closed()
+        raise self._closed_exc()
+
+    def _closed_exc(self) -> ConnectionClosed:
+        protocol = self.protocol
+        hint = ""
+        paused = self._read_flow.paused_seconds()
+        if paused >= 1.0 and (protocol.close_rcvd is None or protocol.close_rcvd.code == 1011):
+            hint = (
+                f"reading was paused for {paused:.1f} s because messages were not "
+                "consumed; the peer's keepalive may have timed out"
+            )
+        exc = closed_exception(
+            protocol.close_rcvd, protocol.close_sent, protocol.close_rcvd_then_sent, hint
+        )
+        exc.__cause__ = self._lost_exc
+        return exc
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Send a close frame and stop processing input (RFC 6455 7.1.7)."""
+        self.protocol.fail(code, reason)
+        self._after_events()
+
+    def _closing(self) -> None:
+        # We sent a close frame: start the deadline and stop stalling, so that
+        # the peer's close reply can be read (queued messages stay readable).
+        self._arm_deadline()
+        if self._stalled:
+            self._stalled = False
+            self._process()
+
+    def _arm_deadline(self) -> None:
+        if self._deadline is None and not self._lost and self.disconnect_timeout != math.inf:
+            self._deadline = self.loop.call_later(self.disconnect_timeout, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        self.logger.debug("closing handshake timed out; aborting the TCP connection")
+        self.transport.abort()
+
+    # Internals: processing what the peer sent.
+
+    def _process(self) -> None:
+        """Pull events from the protocol; never raises (asyncio would drop
+        the connection with a 'Fatal error' if a transport callback did)."""
+        try:
+            self._pull_events()
+            self._after_events()
+        except Exception:
+            self.logger.exception("internal error; aborting the connection")
+            self.transport.abort()
+
+    def _pull_events(self) -> None:
+        protocol = self.protocol
+        read = self._read_flow
+        messages = read.messages
+        while True:
+            event = protocol.next_event()
+            if event is None:
+                break
+            cls = type(event)
+            if cls is str or cls is bytes:
+                self.messages_in += 1
+                waiter = self._recv_waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+                if protocol.state is State.OPEN:
+                    messages.append(event)
+                    if len(messages) > read.size:
+                        self._stalled = True
+                        break
+                elif len(messages) < read.size or not messages:
+                    # After our close frame, keep what fits but never stall:
+                    # the peer's close reply must get through.
+                    messages.append(event)
+            elif cls is Pong:
+                self._on_pong(event.payload)  # type: ignore[union-attr]
+            else:
+                self._on_request(event)  # type: ignore[arg-type]
+                break
+
+    def _after_events(self) -> None:
+        protocol = self.protocol
+        if not self._lost:
+            data = protocol.data_to_send()
+            if data:
+                self._write(data)
+        if protocol.state is not self._seen_state:
+            previous, self._seen_state = self._seen_state, protocol.state
+            self._state_changed(previous, protocol.state)
+        if self._stalled:
+            self._read_flow.pause_reading()
+        elif not self._handshake_pending():
+            self._read_flow.resume_reading()
+
+    def _handshake_pending(self) -> bool:
+        # A server pauses reading between the request and its answer.
+        return self.protocol.state is State.CONNECTING and self.protocol.request is not None
+
+    def _state_changed(self, previous: State, state: State) -> None:
+        if previous is State.CONNECTING:
+            if not self.protocol.opened:
+                self._handshake_failed()
+                return
+            self._opened()
+        if state is State.CLOSING:
+            self._arm_deadline()
+        elif state is State.CLOSED and not self._lost:
+            self._arm_deadline()
+            if self.protocol.side is Side.SERVER:
+                # RFC 6455 7.1.1: the server closes the TCP connection first.
+                self.transport.close()
+
+    def _opened(self) -> None:
+        waiter = self._handshake_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self.ping_interval is not None:
+            self._keepalive = self.loop.call_later(self.ping_interval, self._keepalive_ping)
+
+    def _handshake_failed(self) -> None:
+        exc = self.protocol.handshake_exc
+        waiter = self._handshake_waiter
+        if waiter is not None and not waiter.done() and exc is not None:
+            waiter.set_exception(exc)
+        if not self._lost:
+            self._arm_deadline()
+            self.transport.close()
+
+    def _on_request(self, request: Request) -> None:
+        """Hook for the server side: the opening handshake request arrived."""
+
+    def _on_pong(self, payload: bytes) -> None:
+        pings = self._pings
+        if payload not in pings:
+            return  # unsolicited, or its ping was cancelled
+        now = self.loop.time()
+        for key in list(pings):
+            sent, waiter = pings.pop(key)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(now - sent)
+            if key == payload:
+                self.latency = now - sent
+                break
+
+    # Internals: keepalive.
+
+    def _keepalive_ping(self) -> None:
+        self._keepalive = None
+        if self.protocol.state is not State.OPEN or self._lost:
+            return
+        assert self.ping_interval is not None
+        if self._stalled:
+            # We could not read the pong: the peer is alive, we are slow.
+            self._keepalive = self.loop.call_later(self.ping_interval, self._keepalive_ping)
+            return
+        payload = os.urandom(4)
+        now = self.loop.time()
+        self._pings[payload] = (now, None)
+        self._write(self.protocol.send_ping(payload))
+        if self.ping_timeout is None:
+            self._keepalive = self.loop.call_later(self.ping_interval, self._keepalive_ping)
+        else:
+            self._keepalive = self.loop.call_later(
+                self.ping_timeout, self._keepalive_check, payload, now
+            )
+
+    def _keepalive_check(self, payload: bytes, sent: float) -> None:
+        self._keepalive = None
+        if self.protocol.state is not State.OPEN or self._lost:
+            return
+        assert self.ping_interval is not None and self.ping_timeout is not None
+        if payload in self._pings:
+            if self._stalled:
+                # The pong may sit behind messages nobody consumed yet.
+                self._keepalive = self.loop.call_later(
+                    self.ping_timeout, self._keepalive_check, payload, sent
+                )
+                return
+            self.logger.info("keepalive ping timeout; closing the connection")
+            self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            self.transport.abort()
+            return
+        self._keepalive = self.loop.call_at(sent + self.ping_interval, self._keepalive_ping)
+
+    # asyncio.BufferedProtocol callbacks.
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=self.write_limit)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _read_buffer.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.bytes_in += nbytes
+        try:
+            self.protocol.receive_data(_read_buffer.view[:nbytes])
+        except Exception:
+            self.logger.exception("internal error; aborting the connection")
+            self.transport.abort()
+            return
+        self._process()
+
+    def eof_received(self) -> None:
+        self.protocol.receive_eof()
+        self._process()
+        # Returning None lets the transport close itself (after flushing).
+
+    def pause_writing(self) -> None:
+        self._write_flow.pause()
+        self.protocol.hold_pongs = True
+
+    def resume_writing(self) -> None:
+        self.protocol.hold_pongs = False
+        pong = self.protocol.pong
+        if pong is not None and not self._lost:
+            self.protocol.pong = None
+            self._write(pong)
+        self._write_flow.resume()
+
+    def _pause_reading(self) -> None:
+        # Flow-control calls must never raise (some transports do once closing).
+        if not self._lost and not self.transport.is_closing():
+            with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
+                self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if not self._lost and not self.transport.is_closing():
+            with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
+                self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._lost_exc = exc
+        self.protocol.lost()
+        self._read_flow.resume_reading()  # only accounts the paused time now
+        for handle in (self._keepalive, self._deadline):
+            if handle is not None:
+                handle.cancel()
+        self._keepalive = self._deadline = None
+        closed = self._closed_exc()
+        waiter = self._handshake_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(self.protocol.handshake_exc or exc or closed)
+        if self._recv_waiter is not None and not self._recv_waiter.done():
+            self._recv_waiter.set_result(None)
+        self._write_flow.lost(closed)
+        for _, ping_waiter in self._pings.values():
+            if ping_waiter is not None and not ping_waiter.done():
+                ping_waiter.set_exception(closed)
+                # Mark it retrieved: nobody may await it any more.
+                ping_waiter.exception()
+        self._pings.clear()
+        if self._closed_waiter is not None:
+            self._closed_waiter.set_result(None)
+        self._connection_ended()
+
+    def _connection_ended(self) -> None:
+        """Hook for subclasses: runs once, when the TCP connection ended."""
+
+
+def _check_fragment(fragment: object) -> DataLike:
+    if isinstance(fragment, (str, bytes, bytearray, memoryview)):
+        return fragment
+    raise TypeError(f"cannot send a fragment of type {type(fragment).__name__}")

@@ -1,0 +1,582 @@
+"""Sans-I/O WebSocket protocol over wsproto: bytes in, messages and bytes out.
+
+This is the only module that imports wsproto (and h11, on which wsproto's
+handshake is built). It has no asyncio, no sockets and no clock. The
+connection layer drives it:
+
+- feed bytes with :meth:`Protocol.receive_data` and :meth:`Protocol.receive_eof`;
+- pull events with :meth:`Protocol.next_event` until it returns ``None``;
+  it parses lazily, so bytes that have not been pulled stay unparsed in
+  wsproto's buffer (that is how read backpressure stalls the parser);
+- write what the ``send_*`` methods return, then :meth:`Protocol.data_to_send`
+  (pongs, close replies and handshake answers); while the write buffer is
+  full, set :attr:`Protocol.hold_pongs` and only the latest pong is kept, in
+  :attr:`Protocol.pong`;
+- read :attr:`Protocol.state`: ``CLOSED`` means the TCP connection should end
+  now (a server closes it, a client waits for the server to close it).
+
+Events are complete messages (``str`` or ``bytes``), :class:`Pong`, and during
+the opening handshake :class:`~websockets_lite.http.Request` (server side).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import enum
+from collections.abc import Iterator, Sequence
+
+import h11
+from wsproto.connection import Connection as WSConnection
+from wsproto.connection import ConnectionState, ConnectionType
+from wsproto.events import (
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Ping,
+    TextMessage,
+)
+from wsproto.events import Pong as WSPong
+from wsproto.extensions import Extension
+from wsproto.handshake import client_extensions_handshake, server_extensions_handshake
+from wsproto.utilities import (
+    RemoteProtocolError,
+    generate_accept_token,
+    generate_nonce,
+    split_comma_header,
+)
+
+from .close import Close, CloseCode
+from .exceptions import InvalidHandshake, InvalidStatus
+from .http import Headers, HeadersLike, Request, Response
+
+__all__ = [
+    "MAX_BODY_SIZE",
+    "MAX_HANDSHAKE_SIZE",
+    "Pong",
+    "Protocol",
+    "Side",
+    "State",
+]
+
+#: Largest opening handshake (request or response head) we parse; a server
+#: answers a larger one with 431.
+MAX_HANDSHAKE_SIZE = 16 * 1024
+#: Largest body of a rejection response that a client keeps.
+MAX_BODY_SIZE = 64 * 1024
+#: Longest close reason that fits in a close frame (125 - 2 bytes of code).
+MAX_CLOSE_REASON = 123
+
+
+class Side(enum.Enum):
+    CLIENT = "client"
+    SERVER = "server"
+
+
+class State(enum.IntEnum):
+    """Where the connection is; see the module docstring for ``CLOSED``."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pong:
+    """A pong frame received from the peer."""
+
+    payload: bytes
+
+
+def _valid_close_code(code: int) -> bool:
+    # RFC 6455 7.4: 1004-1006 and 1015 are reserved or local-only; 1016-2999
+    # are for future RFCs; 3000-4999 are for libraries and applications.
+    return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+class Protocol:
+    """One WebSocket connection, client or server side, without I/O.
+
+    ``max_message_size`` and ``max_fragments`` may be ``math.inf``.
+    """
+
+    def __init__(
+        self,
+        side: Side,
+        *,
+        max_message_size: float = 2**20,
+        max_fragments: float = 4096,
+        extensions: Sequence[Extension] = (),
+    ) -> None:
+        self.side = side
+        self.state = State.CONNECTING
+        self.max_message_size = max_message_size
+        self.max_fragments = max_fragments
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self.subprotocol: str | None = None
+        #: The answer to a request that is not a valid WebSocket upgrade
+        #: (server side), or ``None`` when it is valid.
+        self.upgrade_error: Response | None = None
+        #: Whether the opening handshake succeeded (it stays true once closed).
+        self.opened = False
+        #: Why the opening handshake failed, once it has.
+        self.handshake_exc: Exception | None = None
+        self.close_rcvd: Close | None = None
+        self.close_sent: Close | None = None
+        self.close_rcvd_then_sent: bool | None = None
+        #: Set while the write buffer is over its limit: automatic pongs are
+        #: then held in :attr:`pong`, the latest replacing older ones (RFC
+        #: 6455 5.5.3 allows answering only the most recent ping).
+        self.hold_pongs = False
+        #: The latest automatic pong held back, to write once there is room.
+        self.pong: bytes | None = None
+        self._extensions = list(extensions)
+        self._h11: h11.Connection | None = h11.Connection(
+            h11.CLIENT if side is Side.CLIENT else h11.SERVER,
+            max_incomplete_event_size=MAX_HANDSHAKE_SIZE,
+        )
+        self._nonce = b""
+        self._offered: Sequence[str] = ()
+        self._reject_body: bytearray | None = None
+        self._ws: WSConnection | None = None
+        self._events: Iterator[Event] | None = None
+        self._out: list[bytes] = []
+        # The message being assembled, as UTF-8 bytes for text: its length is
+        # the size that max_message_size bounds, with no per-fragment overhead.
+        self._partial: bytearray | None = None
+        self._partial_text = False
+        self._frames = 0
+        self._discard_data = False
+
+    # Opening handshake, client side.
+
+    def send_request(
+        self,
+        host: str,
+        path: str,
+        *,
+        subprotocols: Sequence[str] = (),
+        headers: HeadersLike | None = None,
+    ) -> bytes:
+        """Return the opening handshake request to write."""
+        assert self._h11 is not None and self.side is Side.CLIENT
+        self._nonce = generate_nonce()
+        self._offered = list(subprotocols)
+        request_headers = Headers(
+            [
+                ("Host", host),
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Key", self._nonce.decode()),
+                ("Sec-WebSocket-Version", "13"),
+            ]
+        )
+        if subprotocols:
+            request_headers.add("Sec-WebSocket-Protocol", ", ".join(subprotocols))
+        offers = [f"{ext.name}; {ext.offer()}" for ext in self._extensions]
+        if offers:
+            request_headers.add("Sec-WebSocket-Extensions", ", ".join(offers))
+        for name, value in Headers(headers).raw_items():
+            request_headers.add(name, value)
+        self.request = Request(path, request_headers)
+        event = h11.Request(method="GET", target=path, headers=request_headers.raw_items())
+        return self._h11.send(event) or b""
+
+    def _client_handshake_event(self, event: object) -> None:
+        assert self._h11 is not None
+        if isinstance(event, h11.InformationalResponse):
+            if event.status_code == 101:
+                self._accept_response(event)
+        elif isinstance(event, h11.Response):
+            self.response = Response(event.status_code, _headers(event), reason=_reason(event))
+            self._reject_body = bytearray()
+        elif isinstance(event, h11.Data) and self._reject_body is not None:
+            self._reject_body += event.data[: MAX_BODY_SIZE - len(self._reject_body)]
+            if len(self._reject_body) >= MAX_BODY_SIZE:
+                self._finish_rejection()
+        elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+            if self.response is not None:
+                self._finish_rejection()
+            else:
+                self._fail_handshake(InvalidHandshake("connection closed during handshake"))
+
+    def _accept_response(self, event: h11.InformationalResponse) -> None:
+        assert self._h11 is not None
+        headers = _headers(event)
+        self.response = Response(101, headers, reason=_reason(event))
+        try:
+            if not _has_token(headers, "Upgrade", "websocket"):
+                raise InvalidHandshake("missing 'Upgrade: websocket' in the response")
+            if not _has_token(headers, "Connection", "upgrade"):
+                raise InvalidHandshake("missing 'Connection: Upgrade' in the response")
+            if headers.get("Sec-WebSocket-Accept") != generate_accept_token(self._nonce).decode():
+                raise InvalidHandshake("wrong Sec-WebSocket-Accept in the response")
+            subprotocol = headers.get("Sec-WebSocket-Protocol")
+            if subprotocol is not None and subprotocol not in self._offered:
+                raise InvalidHandshake(f"server chose a subprotocol not offered: {subprotocol}")
+            accepted = [
+                item for value in headers.get_all("Sec-WebSocket-Extensions")
+                for item in split_comma_header(value.encode("latin-1"))
+            ]
+            try:
+                extensions = client_extensions_handshake(accepted, self._extensions)
+            except RemoteProtocolError as exc:
+                raise InvalidHandshake(str(exc)) from None
+        except InvalidHandshake as exc:
+            self._fail_handshake(exc)
+            return
+        self.subprotocol = subprotocol
+        self._open(extensions, self._h11.trailing_data[0])
+
+    def _finish_rejection(self) -> None:
+        assert self.response is not None and self._reject_body is not None
+        self.response.body = bytes(self._reject_body)
+        self._fail_handshake(
+            InvalidStatus(self.response.status, self.response.headers, self.response.body)
+        )
+
+    # Opening handshake, server side.
+
+    def _server_handshake_event(self, event: object) -> Request | None:
+        if isinstance(event, h11.Request):
+            self.request = Request(
+                event.target.decode("latin-1"), _headers(event), event.method.decode("latin-1")
+            )
+            self.upgrade_error = _check_upgrade(self.request, event.http_version)
+            return self.request
+        if isinstance(event, h11.ConnectionClosed):
+            self._fail_handshake(InvalidHandshake("connection closed during handshake"))
+        return None
+
+    def accept(self, subprotocol: str | None = None, headers: HeadersLike | None = None) -> bytes:
+        """Accept the opening handshake; return the 101 response to write."""
+        assert self._h11 is not None and self.request is not None
+        assert self.upgrade_error is None, "cannot accept an invalid upgrade request"
+        key = self.request.headers["Sec-WebSocket-Key"].encode("latin-1")
+        response_headers = Headers(
+            [
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Accept", generate_accept_token(key).decode()),
+            ]
+        )
+        if subprotocol is not None:
+            response_headers.add("Sec-WebSocket-Protocol", subprotocol)
+        offers = [
+            item for value in self.request.headers.get_all("Sec-WebSocket-Extensions")
+            for item in split_comma_header(value.encode("latin-1"))
+        ]
+        accepted = server_extensions_handshake(offers, self._extensions) if offers else None
+        if accepted:
+            response_headers.add("Sec-WebSocket-Extensions", accepted.decode())
+        for name, value in Headers(headers).raw_items():
+            response_headers.add(name, value)
+        data = self._h11.send(
+            h11.InformationalResponse(
+                status_code=101,
+                headers=response_headers.raw_items(),
+                reason=b"Switching Protocols",
+            )
+        ) or b""
+        self.response = Response(101, response_headers, reason="Switching Protocols")
+        self.subprotocol = subprotocol
+        extensions = [ext for ext in self._extensions if accepted and ext.enabled()]
+        self._open(extensions, self._h11.trailing_data[0])
+        return data
+
+    def reject(self, response: Response) -> bytes:
+        """Answer the request with ``response`` instead of upgrading; return the
+        bytes to write, after which the server closes the TCP connection."""
+        assert self._h11 is not None and self.state is State.CONNECTING
+        headers = Headers(response.headers)
+        headers["Content-Length"] = str(len(response.body))
+        headers["Connection"] = "close"
+        data = self._h11.send(
+            h11.Response(
+                status_code=response.status,
+                headers=headers.raw_items(),
+                reason=response.reason.encode(),
+            )
+        ) or b""
+        if response.body:
+            data += self._h11.send(h11.Data(data=response.body)) or b""
+        data += self._h11.send(h11.EndOfMessage()) or b""
+        self.response = Response(response.status, headers, response.body, response.reason)
+        self.state = State.CLOSED
+        self._h11 = None
+        return data
+
+    # Both sides.
+
+    def _fail_handshake(self, exc: Exception, answer: Response | None = None) -> None:
+        self.handshake_exc = exc
+        if answer is not None and self.side is Side.SERVER:
+            self._out.append(self.reject(answer))
+        self.state = State.CLOSED
+        self._h11 = None
+
+    def _open(self, extensions: list[Extension], trailing: bytes) -> None:
+        side = ConnectionType.CLIENT if self.side is Side.CLIENT else ConnectionType.SERVER
+        self._ws = WSConnection(side, extensions)
+        self._h11 = None
+        self.opened = True
+        self.state = State.OPEN
+        if trailing:
+            self.receive_data(trailing)
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes read from the network; then pull :meth:`next_event`."""
+        if self._h11 is not None:
+            self._h11.receive_data(bytes(data))
+        elif (
+            self._ws is not None
+            and self.state is not State.CLOSED
+            and self._ws.state is not ConnectionState.CLOSED
+        ):
+            self._ws.receive_data(data)  # type: ignore[arg-type]  # memoryview works
+            if self._events is None:
+                self._events = self._ws.events()
+
+    def receive_eof(self) -> None:
+        """Tell that the peer closed its side of the TCP connection."""
+        if self._h11 is not None:
+            self._h11.receive_data(b"")
+        else:
+            self.state = State.CLOSED
+            self._events = None
+
+    def lost(self) -> None:
+        """Tell that the TCP connection is gone, whatever the state."""
+        if self._h11 is not None:
+            self._h11.receive_data(b"")
+            self.next_event()  # lets a rejection whose body ends at EOF complete
+        if self.state is State.CONNECTING:
+            self.handshake_exc = InvalidHandshake("connection lost during the opening handshake")
+        self._h11 = None
+        self.state = State.CLOSED
+        self._events = None
+        self._partial = None
+
+    def next_event(self) -> str | bytes | Pong | Request | None:
+        """Return the next event, or ``None`` when more bytes are needed."""
+        if self._h11 is not None:
+            request = self._next_handshake_event()
+            if request is not None or self._h11 is not None:
+                return request
+        events = self._events
+        if events is None:
+            return None
+        for event in events:
+            cls = type(event)
+            if cls is TextMessage or cls is BytesMessage:
+                message = self._assemble(event)  # type: ignore[arg-type]
+                if message is not None:
+                    return message
+            elif cls is Ping:
+                self._on_ping(event)  # type: ignore[arg-type]
+            elif cls is WSPong:
+                return Pong(event.payload)  # type: ignore[attr-defined]
+            elif cls is CloseConnection:
+                self._on_close(event)  # type: ignore[arg-type]
+        self._events = None
+        return None
+
+    def _next_handshake_event(self) -> Request | None:
+        while self._h11 is not None:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                status = exc.error_status_hint
+                text = "Request headers too large" if status == 431 else f"Bad request: {exc}"
+                self._fail_handshake(InvalidHandshake(str(exc)), Response(status, body=text + "\n"))
+                return None
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return None
+            if self.side is Side.SERVER:
+                request = self._server_handshake_event(event)
+                if request is not None:
+                    return request
+            else:
+                self._client_handshake_event(event)
+        return None
+
+    def _assemble(self, event: TextMessage | BytesMessage) -> str | bytes | None:
+        if self._discard_data:
+            return None
+        data: str | bytes = event.data  # type: ignore[assignment]  # never a bytearray
+        if event.message_finished and self._partial is None:
+            # The whole message arrived in one piece: the common, fast case.
+            if isinstance(data, bytes) or data.isascii():
+                size = len(data)
+            else:
+                size = len(data.encode())
+            if size > self.max_message_size:
+                self._refuse_message(f"message over {self.max_message_size} bytes")
+                return None
+            return data
+        if self._partial is None:
+            self._partial = bytearray()
+            self._partial_text = type(data) is str
+        self._partial += data.encode() if isinstance(data, str) else data
+        if len(self._partial) > self.max_message_size:
+            self._refuse_message(f"message over {self.max_message_size} bytes")
+            return None
+        if event.frame_finished:
+            self._frames += 1
+            if self._frames > self.max_fragments:
+                self._refuse_message(f"message in over {self.max_fragments} fragments")
+                return None
+        if not event.message_finished:
+            return None
+        message: str | bytes = (
+            self._partial.decode() if self._partial_text else bytes(self._partial)
+        )
+        self._partial = None
+        self._frames = 0
+        return message
+
+    def _refuse_message(self, reason: str) -> None:
+        # 1009: drop the partial message and any later data, but keep parsing
+        # so that the peer's close reply is seen: a clean closing handshake.
+        self._partial = None
+        self._discard_data = True
+        if self.state is State.OPEN:
+            self._out.append(self.send_close(CloseCode.MESSAGE_TOO_BIG, reason))
+
+    def _on_ping(self, event: Ping) -> None:
+        assert self._ws is not None
+        if self._ws.state is ConnectionState.OPEN:
+            pong = self._ws.send(event.response())
+            if self.hold_pongs:
+                self.pong = pong
+            else:
+                self._out.append(pong)
+
+    def _on_close(self, event: CloseConnection) -> None:
+        assert self._ws is not None
+        if self._ws.state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING):
+            # wsproto reports a parse error as a CloseConnection event without
+            # a state change: fail the connection (RFC 6455 7.1.7).
+            self.fail(event.code, event.reason or "")
+            return
+        self.close_rcvd = Close(event.code, event.reason or "")
+        if self._ws.state is ConnectionState.REMOTE_CLOSING:
+            # Echo the peer's close frame (RFC 6455 5.5.1).
+            self.pong = None
+            self._out.append(self._ws.send(event.response()))
+            self.close_sent = Close(event.code, event.reason or "")
+            self.close_rcvd_then_sent = True
+        else:
+            self.close_rcvd_then_sent = False
+        self.state = State.CLOSED
+        self._partial = None
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fail the connection (RFC 6455 7.1.7): send a close frame if none was
+        sent, and stop processing anything the peer sends."""
+        if self.state is State.OPEN:
+            self._out.append(self.send_close(code, reason[:MAX_CLOSE_REASON]))
+        self.state = State.CLOSED
+        self._events = None
+        self._partial = None
+
+    # Sending, once open. The connection layer checks that the state is OPEN.
+
+    def send_text(self, data: str) -> bytes:
+        assert self._ws is not None
+        return self._ws.send(TextMessage(data=data))
+
+    def send_binary(self, data: bytes | bytearray | memoryview) -> bytes:
+        assert self._ws is not None
+        return self._ws.send(BytesMessage(data=data))  # type: ignore[arg-type]
+
+    def send_fragment(self, data: str | bytes | bytearray | memoryview, fin: bool) -> bytes:
+        """Return one frame of a fragmented message; ``fin`` marks the last one.
+
+        Raises ``TypeError`` when text and binary fragments are mixed.
+        """
+        assert self._ws is not None
+        if isinstance(data, str):
+            return self._ws.send(TextMessage(data=data, message_finished=fin))
+        return self._ws.send(BytesMessage(data=data, message_finished=fin))  # type: ignore[arg-type]
+
+    def send_ping(self, payload: bytes) -> bytes:
+        assert self._ws is not None
+        return self._ws.send(Ping(payload=payload))
+
+    def send_close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> bytes:
+        """Return the close frame to write and move to ``CLOSING``.
+
+        Raises ``ValueError`` for a code that may not be sent or a reason
+        longer than 123 bytes in UTF-8.
+        """
+        assert self._ws is not None and self.state is State.OPEN
+        if not _valid_close_code(code):
+            raise ValueError(f"invalid close code: {code}")
+        if len(reason.encode()) > MAX_CLOSE_REASON:
+            raise ValueError(f"close reason over {MAX_CLOSE_REASON} bytes")
+        self.pong = None
+        self.close_sent = Close(code, reason)
+        self.state = State.CLOSING
+        return self._ws.send(CloseConnection(code=code, reason=reason))
+
+    def data_to_send(self) -> bytes:
+        """Return and forget the bytes queued by the protocol itself."""
+        if not self._out:
+            return b""
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+
+def _headers(event: h11.Request | h11.Response | h11.InformationalResponse) -> Headers:
+    return Headers(
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in event.headers.raw_items()
+    )
+
+
+def _reason(event: h11.Response | h11.InformationalResponse) -> str:
+    return event.reason.decode("latin-1")
+
+
+def _has_token(headers: Headers, name: str, token: str) -> bool:
+    return any(
+        item.strip().lower() == token
+        for value in headers.get_all(name)
+        for item in value.split(",")
+    )
+
+
+def _check_upgrade(request: Request, http_version: bytes) -> Response | None:
+    """Return the answer to ``request`` if it is not a valid WebSocket upgrade
+    (RFC 6455 4.2.1), else ``None``."""
+    headers = request.headers
+    if not _has_token(headers, "Upgrade", "websocket") or not _has_token(
+        headers, "Connection", "upgrade"
+    ):
+        return Response(
+            426,
+            [("Upgrade", "websocket"), ("Connection", "Upgrade")],
+            "This endpoint speaks WebSocket only: missing 'Upgrade: websocket'.\n",
+        )
+    if request.method != "GET":
+        return Response(405, [("Allow", "GET")], "A WebSocket handshake must use GET.\n")
+    if http_version != b"1.1":
+        return Response(400, body="A WebSocket handshake needs HTTP/1.1.\n")
+    if headers.get("Sec-WebSocket-Version") != "13":
+        return Response(
+            426,
+            [("Sec-WebSocket-Version", "13")],
+            "Unsupported Sec-WebSocket-Version: 13 is required.\n",
+        )
+    try:
+        key = base64.b64decode(headers.get("Sec-WebSocket-Key", ""), validate=True)
+    except binascii.Error:
+        key = b""
+    if len(key) != 16:
+        return Response(400, body="Missing or invalid Sec-WebSocket-Key.\n")
+    return None
