@@ -64,6 +64,10 @@ class Stats:
     bytes_out: int
     #: Messages received and waiting for ``recv()``.
     queued_messages: int
+    #: Bytes held for reading: queued messages (UTF-8 size for text), the
+    #: message being assembled and bytes not parsed yet. Bounded by
+    #: :func:`~websockets_lite.memory_bound`.
+    read_buffer_size: int
     #: Bytes in the transport's write buffer.
     write_buffer_size: int
     #: Whether reading is paused now because messages are not consumed.
@@ -192,6 +196,10 @@ class Connection(asyncio.BufferedProtocol):
             bytes_in=self.bytes_in,
             bytes_out=self.bytes_out,
             queued_messages=len(self._read_flow.messages),
+            read_buffer_size=sum(
+                len(m) if isinstance(m, bytes) or m.isascii() else len(m.encode())
+                for m in self._read_flow.messages
+            ) + self.protocol.buffered_bytes(),
             write_buffer_size=(
                 self.transport.get_write_buffer_size() if self.transport and not self._lost else 0
             ),
@@ -275,39 +283,40 @@ class Connection(asyncio.BufferedProtocol):
     send_message = send
 
     async def _send_fragments(self, fragments: Fragments) -> None:
+        # Each fragment goes out as soon as the iterable yields it, so a
+        # producer can stream; an empty final frame ends the message.
         self._fragmenting = self.loop.create_future()
-        sent = False
+        first: DataLike | None = None
         try:
-            previous: Any = None
             if isinstance(fragments, AsyncIterable):
                 async for fragment in fragments:
-                    if previous is not None:
-                        sent = await self._send_fragment(previous, False)
-                    previous = _check_fragment(fragment)
+                    first = _check_fragment(fragment, first)
+                    await self._send_fragment(fragment, False)
             else:
                 for fragment in fragments:
-                    if previous is not None:
-                        sent = await self._send_fragment(previous, False)
-                    previous = _check_fragment(fragment)
-            if previous is not None:
-                await self._send_fragment(previous, True)
+                    first = _check_fragment(fragment, first)
+                    await self._send_fragment(fragment, False)
+            if first is not None:
+                await self._send_fragment("" if isinstance(first, str) else b"", True)
                 self.messages_out += 1
         except BaseException:
-            if sent and self.protocol.state is State.OPEN:
-                # The message cannot be completed: nothing else may be sent.
-                self._fail(CloseCode.INTERNAL_ERROR, "error while sending a fragmented message")
+            if first is not None and self.protocol.state is State.OPEN:
+                # The message cannot be completed, so nothing else can be sent.
+                self._write(self.protocol.send_close(
+                    CloseCode.INTERNAL_ERROR, "error while sending a fragmented message"
+                ))
+                self._closing()
             raise
         finally:
             self._fragmenting.set_result(None)
             self._fragmenting = None
 
-    async def _send_fragment(self, fragment: DataLike, fin: bool) -> bool:
+    async def _send_fragment(self, fragment: DataLike, fin: bool) -> None:
         if self.protocol.state is not State.OPEN:
             await self._raise_closed()
         self._write(self.protocol.send_fragment(fragment, fin))
         if self._write_flow.paused or self.transport.is_closing():
             await self._drain()
-        return True
 
     async def ping(self, data: str | bytes | None = None) -> float:
         """Send a ping and return the round-trip time in seconds once the pong
@@ -653,7 +662,13 @@ class Connection(asyncio.BufferedProtocol):
         """Hook for subclasses: runs once, when the TCP connection ended."""
 
 
-def _check_fragment(fragment: object) -> DataLike:
-    if isinstance(fragment, (str, bytes, bytearray, memoryview)):
+def _check_fragment(fragment: object, first: DataLike | None) -> DataLike:
+    """Return the message's first fragment; raise ``TypeError`` for a fragment
+    that is not text or bytes-like, or whose kind differs from the first."""
+    if not isinstance(fragment, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"cannot send a fragment of type {type(fragment).__name__}")
+    if first is None:
         return fragment
-    raise TypeError(f"cannot send a fragment of type {type(fragment).__name__}")
+    if isinstance(fragment, str) != isinstance(first, str):
+        raise TypeError("fragments of one message must be all text or all binary")
+    return first

@@ -523,6 +523,14 @@ class Protocol:
         self.state = State.CLOSING
         return self._ws.send(CloseConnection(code=code, reason=reason))
 
+    def buffered_bytes(self) -> int:
+        """Bytes received and still held: the message being assembled plus
+        the bytes wsproto has not parsed yet (the read-side bound's share)."""
+        size = len(self._partial) if self._partial is not None else 0
+        if self._ws is not None:
+            size += len(self._ws._proto._frame_decoder.buffer)
+        return size
+
     def data_to_send(self) -> bytes:
         """Return and forget the bytes queued by the protocol itself."""
         if not self._out:

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from websockets_lite import Server, ServerProtocol, serve
+
+Handler = Callable[[ServerProtocol], Awaitable[None]]
+
+
+class Running:
+    """A server started by the ``start_server`` fixture."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.port: int = server.sockets[0].getsockname()[1]
+        self.uri = f"ws://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+async def start_server() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
+    """Start servers on 127.0.0.1, port 0; every one is closed at the end."""
+    servers: list[Server] = []
+
+    async def start(handler: Handler, **kwargs: Any) -> Running:
+        server = await serve(handler, "127.0.0.1", 0, **kwargs)
+        servers.append(server)
+        return Running(server)
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Async tests get no_loop_errors; sync (pure) tests stay without a loop.
+    for item in items:
+        function = getattr(item, "function", None)
+        if inspect.iscoroutinefunction(function) and isinstance(item, pytest.Function):
+            item.fixturenames.append("no_loop_errors")
+
+
+@pytest.fixture
+async def no_loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
+    """Fail any test during which the event loop's exception handler was
+    called: an exception escaping a transport callback (asyncio's "Fatal
+    error: protocol.buffer_updated() call failed"), a task that died with an
+    unretrieved exception, and the like."""
+    errors: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    yield errors
+    loop.set_exception_handler(None)
+    assert not errors, f"the event loop reported errors: {errors}"
+
+
+async def echo(ws: ServerProtocol) -> None:
+    async for message in ws:
+        await ws.send(message)

@@ -1,0 +1,130 @@
+"""Helpers shared by the tests.
+
+Testing rules (as in trio-websocket): servers bind 127.0.0.1 on port 0; every
+test has a timeout (pytest-timeout); timing-sensitive behaviour is awaited as
+a condition (:func:`until`) rather than with fixed sleeps; short protocol
+timeouts (tens of milliseconds) are used only where a timeout is the subject.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import struct
+from collections.abc import Callable
+from typing import Any
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 5.0) -> None:
+    """Wait until ``predicate()`` is true, checking on every loop iteration
+    and at least every millisecond; fail after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.001)
+
+
+async def spin(iterations: int = 50) -> None:
+    """Let the event loop run a number of iterations (no wall-clock wait)."""
+    for _ in range(iterations):
+        await asyncio.sleep(0)
+
+
+def frame(
+    opcode: int, payload: bytes = b"", *, fin: bool = True, mask: bool = True, rsv: int = 0,
+    length: int | None = None,
+) -> bytes:
+    """Serialize one frame by hand, valid or not (``length`` lies about the size)."""
+    n = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
+    mask_bit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([mask_bit | n])
+    elif n < 2**16:
+        head += bytes([mask_bit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([mask_bit | 127]) + struct.pack("!Q", n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return head + key + masked
+
+
+def close_payload(code: int, reason: str = "") -> bytes:
+    return struct.pack("!H", code) + reason.encode()
+
+
+class RawPeer:
+    """A WebSocket client made of a TCP stream and hand-written frames.
+
+    It does only what a test tells it to: it can be silent, slow, or hostile.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(
+        cls, port: int, *, handshake: bool = True, path: str = "/", limit: int = 2**16
+    ) -> RawPeer:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=limit)
+        peer = cls(reader, writer)
+        if handshake:
+            writer.write(peer.request(path))
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 101"), head
+        return peer
+
+    @staticmethod
+    def request(path: str = "/", extra: bytes = b"") -> bytes:
+        key = base64.b64encode(os.urandom(16))
+        return (
+            b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n" + extra + b"\r\n"
+        )
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def read_frame(self) -> tuple[int, bytes]:
+        """Read one unmasked frame from the server: (opcode, payload)."""
+        b0, b1 = await self.reader.readexactly(2)
+        n = b1 & 0x7F
+        if n == 126:
+            (n,) = struct.unpack("!H", await self.reader.readexactly(2))
+        elif n == 127:
+            (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
+        return b0 & 0x0F, await self.reader.readexactly(n)
+
+    async def read_close(self) -> tuple[int, str]:
+        """Skip frames until a close frame; return its (code, reason)."""
+        while True:
+            opcode, payload = await self.read_frame()
+            if opcode == OP_CLOSE:
+                if not payload:
+                    return 1005, ""
+                return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
+
+    async def at_eof(self) -> bool:
+        """Read and discard until EOF; True when the server closed the TCP connection."""
+        try:
+            while await self.reader.read(65536):
+                pass
+        except ConnectionError:
+            pass
+        return True
+
+    def abort(self) -> None:
+        self.writer.transport.abort()
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except ConnectionError:
+            pass

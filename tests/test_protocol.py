@@ -1,0 +1,379 @@
+"""Pure unit tests of the sans-I/O layer: bytes in, events and bytes out.
+No event loop, no sockets."""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import pytest
+
+from tests.support import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, close_payload, frame
+from websockets_lite import Close, InvalidHandshake, InvalidStatus, Request
+from websockets_lite.protocol import MAX_BODY_SIZE, Pong, Protocol, Side, State
+
+
+def drain(protocol: Protocol) -> list[object]:
+    events = []
+    while (event := protocol.next_event()) is not None:
+        events.append(event)
+    return events
+
+
+def handshake(subprotocols: tuple[str, ...] = (), server_picks: str | None = None, **kwargs):
+    client = Protocol(Side.CLIENT, **kwargs)
+    server = Protocol(Side.SERVER, **kwargs)
+    server.receive_data(client.send_request("example.com", "/chat?x=1", subprotocols=subprotocols))
+    [request] = drain(server)
+    assert isinstance(request, Request)
+    client.receive_data(server.accept(server_picks))
+    assert drain(client) == []
+    return client, server
+
+
+def deliver(sender: Protocol, receiver: Protocol, data: bytes = b"") -> list[object]:
+    receiver.receive_data(data + sender.data_to_send())
+    return drain(receiver)
+
+
+class TestHandshake:
+    def test_request_and_accept(self):
+        client, server = handshake(("chat", "superchat"), server_picks="superchat")
+        assert client.state is State.OPEN and server.state is State.OPEN
+        assert client.opened and server.opened
+        assert server.request.path == "/chat?x=1"
+        assert server.request.headers["host"] == "example.com"
+        assert server.request.headers["Sec-WebSocket-Protocol"] == "chat, superchat"
+        assert client.response.status == 101
+        assert client.subprotocol == server.subprotocol == "superchat"
+
+    def test_trailing_data_after_response_is_a_message(self):
+        client = Protocol(Side.CLIENT)
+        server = Protocol(Side.SERVER)
+        server.receive_data(client.send_request("h", "/"))
+        drain(server)
+        client.receive_data(server.accept() + server.send_text("early"))
+        assert drain(client) == ["early"]
+
+    def test_rejection_with_body_is_invalid_status(self):
+        client = Protocol(Side.CLIENT)
+        client.send_request("h", "/")
+        client.receive_data(
+            b"HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\nX-Why: no\r\n\r\nnot ok"
+        )
+        assert drain(client) == []
+        assert client.state is State.CLOSED and not client.opened
+        exc = client.handshake_exc
+        assert isinstance(exc, InvalidStatus)
+        assert (exc.status, exc.body, exc.headers["x-why"]) == (403, b"not ok", "no")
+
+    def test_rejection_body_is_capped(self):
+        client = Protocol(Side.CLIENT)
+        client.send_request("h", "/")
+        client.receive_data(b"HTTP/1.1 500 Oops\r\n\r\n")  # body until EOF
+        client.receive_data(b"x" * (MAX_BODY_SIZE + 1000))
+        drain(client)
+        assert isinstance(client.handshake_exc, InvalidStatus)
+        assert len(client.handshake_exc.body) == MAX_BODY_SIZE
+
+    def test_rejection_body_until_eof(self):
+        client = Protocol(Side.CLIENT)
+        client.send_request("h", "/")
+        client.receive_data(b"HTTP/1.1 503 Busy\r\n\r\ncome back later")
+        drain(client)
+        client.receive_eof()
+        drain(client)
+        assert client.handshake_exc.body == b"come back later"
+
+    @pytest.mark.parametrize(
+        "response, message",
+        [
+            (b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             b"Sec-WebSocket-Accept: wrong\r\n\r\n", "Sec-WebSocket-Accept"),
+            (b"HTTP/1.1 101 OK\r\nConnection: Upgrade\r\n\r\n", "Upgrade"),
+            (b"garbage\r\n\r\n", "illegal"),
+        ],
+    )
+    def test_malformed_response_is_invalid_handshake(self, response, message):
+        client = Protocol(Side.CLIENT)
+        client.send_request("h", "/")
+        client.receive_data(response)
+        drain(client)
+        assert isinstance(client.handshake_exc, InvalidHandshake)
+        assert message in str(client.handshake_exc)
+        assert client.state is State.CLOSED
+
+    def test_subprotocol_not_offered_is_invalid_handshake(self):
+        client = Protocol(Side.CLIENT)
+        server = Protocol(Side.SERVER)
+        server.receive_data(client.send_request("h", "/", subprotocols=["chat"]))
+        drain(server)
+        server.request.headers.add("Sec-WebSocket-Protocol", "other")
+        client.receive_data(server.accept("other"))
+        drain(client)
+        assert "not offered" in str(client.handshake_exc)
+
+    def test_eof_during_handshake(self):
+        client = Protocol(Side.CLIENT)
+        client.send_request("h", "/")
+        client.receive_eof()
+        drain(client)
+        assert isinstance(client.handshake_exc, InvalidHandshake)
+        server = Protocol(Side.SERVER)
+        server.lost()
+        assert isinstance(server.handshake_exc, InvalidHandshake)
+
+    def test_server_answers_garbage_with_400(self):
+        server = Protocol(Side.SERVER)
+        server.receive_data(b"NOT HTTP AT ALL\r\n\r\n")
+        assert drain(server) == []
+        assert server.state is State.CLOSED
+        assert server.data_to_send().startswith(b"HTTP/1.1 400 ")
+
+    def test_server_answers_oversized_headers_with_431(self):
+        server = Protocol(Side.SERVER)
+        server.receive_data(b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 20_000)
+        assert drain(server) == []
+        assert server.data_to_send().startswith(b"HTTP/1.1 431 ")
+
+    @pytest.mark.parametrize(
+        "request_bytes, status",
+        [
+            (b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", 426),
+            (b"POST / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             b"Content-Length: 0\r\n\r\n", 405),
+            (b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             b"Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+             426),
+            (b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n", 400),
+        ],
+    )
+    def test_invalid_upgrade_gets_an_answer(self, request_bytes, status):
+        server = Protocol(Side.SERVER)
+        server.receive_data(request_bytes)
+        [request] = drain(server)
+        assert server.upgrade_error is not None and server.upgrade_error.status == status
+        assert server.reject(server.upgrade_error).startswith(b"HTTP/1.1 %d " % status)
+        assert server.state is State.CLOSED
+
+    def test_wrong_version_answer_names_the_right_one(self):
+        server = Protocol(Side.SERVER)
+        server.receive_data(
+            b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        drain(server)
+        assert server.upgrade_error.headers["Sec-WebSocket-Version"] == "13"
+
+
+class TestMessages:
+    def test_text_and_binary_both_ways(self):
+        client, server = handshake()
+        assert deliver(client, server, client.send_text("héllo")) == ["héllo"]
+        assert deliver(client, server, client.send_binary(b"\x00\xff")) == [b"\x00\xff"]
+        assert deliver(server, client, server.send_text("")) == [""]
+        assert deliver(server, client, server.send_binary(bytearray(b"ba"))) == [b"ba"]
+
+    def test_fragments_are_assembled(self):
+        client, server = handshake()
+        data = b"".join(
+            client.send_fragment(part, fin) for part, fin in [("é", False), ("t", False), ("é", True)]
+        )
+        assert deliver(client, server, data) == ["été"]
+        data = client.send_fragment(b"a", False) + client.send_fragment(b"b", True)
+        assert deliver(client, server, data) == [b"ab"]
+
+    def test_mixing_text_and_binary_fragments_is_a_type_error(self):
+        client, _ = handshake()
+        client.send_fragment("a", False)
+        with pytest.raises(TypeError):
+            client.send_fragment(b"b", True)
+
+    def test_bytes_fed_one_at_a_time(self):
+        client, server = handshake()
+        data = client.send_text("x" * 300) + client.send_binary(b"y" * 70_000)
+        events = []
+        for i in range(len(data)):
+            server.receive_data(data[i : i + 1])
+            events += drain(server)
+        assert events == ["x" * 300, b"y" * 70_000]
+
+    def test_parsing_is_lazy(self):
+        # Events are parsed only when pulled: what is not pulled stays as
+        # unparsed bytes, which is how the connection stalls the parser.
+        client, server = handshake()
+        one, two, three = (client.send_binary(bytes(1000)) for _ in range(3))
+        server.receive_data(one + two + three)
+        assert server.next_event() == bytes(1000)
+        assert server.buffered_bytes() == len(two) + len(three)
+        assert drain(server) == [bytes(1000), bytes(1000)]
+        assert server.buffered_bytes() == 0
+
+    def test_ping_is_answered_and_pong_reported(self):
+        client, server = handshake()
+        assert deliver(client, server, client.send_ping(b"abc")) == []
+        assert deliver(server, client) == [Pong(b"abc")]
+
+    def test_held_pongs_keep_only_the_latest(self):
+        client, server = handshake()
+        server.hold_pongs = True
+        deliver(client, server, b"".join(client.send_ping(b"%d" % i) for i in range(100)))
+        assert server.data_to_send() == b""
+        client.receive_data(server.pong)
+        assert drain(client) == [Pong(b"99")]
+
+
+class TestLimits:
+    def assert_refused(self, client: Protocol, server: Protocol, reason: str) -> None:
+        assert server.state is State.CLOSING
+        assert server.close_sent == Close(1009, server.close_sent.reason)
+        assert reason in server.close_sent.reason
+        # A clean closing handshake follows: the client echoes 1009.
+        assert deliver(server, client) == []
+        assert client.close_rcvd.code == 1009 and client.state is State.CLOSED
+        assert deliver(client, server) == []
+        assert server.state is State.CLOSED and server.close_rcvd.code == 1009
+
+    @pytest.mark.parametrize("message", ["é" * 600, b"x" * 1025])
+    def test_oversized_message(self, message):
+        client, server = handshake(max_message_size=1024)
+        send = client.send_text if isinstance(message, str) else client.send_binary
+        assert deliver(client, server, send(message)) == []
+        self.assert_refused(client, server, "over 1024 bytes")
+
+    def test_text_counts_utf8_bytes_not_characters(self):
+        client, server = handshake(max_message_size=1024)
+        assert deliver(client, server, client.send_text("é" * 512)) == ["é" * 512]
+        assert deliver(client, server, client.send_text("é" * 513)) == []
+        assert server.state is State.CLOSING
+
+    @pytest.mark.parametrize("part", ["é" * 100, b"x" * 200])
+    def test_oversized_fragmented_message_fails_before_it_ends(self, part):
+        client, server = handshake(max_message_size=1024)
+        data = b"".join(client.send_fragment(part, False) for _ in range(6))
+        assert deliver(client, server, data) == []
+        self.assert_refused(client, server, "over 1024 bytes")
+        # Later fragments and messages are discarded, not assembled.
+        assert server.buffered_bytes() == 0
+
+    def test_huge_declared_length_fails_as_data_arrives(self):
+        _, server = handshake(max_message_size=1024)
+        server.receive_data(frame(OP_BINARY, b"x" * 2000, length=2**40))
+        assert drain(server) == []
+        assert server.close_sent.code == 1009
+        assert server.buffered_bytes() == 0
+
+    def test_length_with_top_bit_set_is_a_protocol_error(self):
+        _, server = handshake()
+        server.receive_data(b"\x82\xff" + struct.pack("!Q", 2**63) + b"mask")
+        assert drain(server) == []
+        assert server.close_sent.code == 1002 and server.state is State.CLOSED
+
+    def test_too_many_fragments(self):
+        client, server = handshake(max_fragments=10)
+        data = b"".join(client.send_fragment(b"", False) for _ in range(11))
+        assert deliver(client, server, data) == []
+        self.assert_refused(client, server, "over 10 fragments")
+
+    def test_limits_can_be_disabled(self):
+        client, server = handshake(max_message_size=math.inf, max_fragments=math.inf)
+        data = b"".join(client.send_fragment(b"ab", False) for _ in range(5000))
+        data += client.send_fragment(b"", True)
+        assert deliver(client, server, data) == [b"ab" * 5000]
+
+
+class TestFailures:
+    @pytest.mark.parametrize(
+        "data, code",
+        [
+            (frame(3, b""), 1002),  # reserved opcode
+            (frame(OP_TEXT, b"\xff\xfe"), 1007),  # invalid UTF-8
+            (frame(OP_TEXT, b"x", mask=False), 1002),  # clients must mask
+            (frame(OP_TEXT, b"x", rsv=4), 1002),  # reserved bit
+            (frame(OP_CONT, b"x"), 1002),  # continuation without a start
+            (frame(OP_PING, b"x", fin=False), 1002),  # fragmented control frame
+            (frame(OP_CLOSE, b"\x03"), 1002),  # one-byte close payload
+            (frame(OP_CLOSE, close_payload(1005)), 1002),  # local-only code
+            (frame(OP_CLOSE, b"\x03\xe8\xff"), 1007),  # invalid UTF-8 reason
+        ],
+    )
+    def test_protocol_errors_fail_the_connection(self, data, code):
+        _, server = handshake()
+        server.receive_data(data)
+        assert drain(server) == []
+        assert server.close_sent.code == code
+        assert server.state is State.CLOSED
+        assert struct.unpack("!H", server.data_to_send()[2:4])[0] == code
+        # Anything after that is ignored, without an exception.
+        server.receive_data(frame(OP_TEXT, b"ignored"))
+        assert drain(server) == []
+
+    def test_invalid_utf8_across_fragments_fails_early(self):
+        _, server = handshake()
+        server.receive_data(frame(OP_TEXT, b"ok", fin=False) + frame(OP_CONT, b"\xc0", fin=False))
+        assert drain(server) == []
+        assert server.close_sent.code == 1007
+
+
+class TestClosing:
+    def test_client_initiates(self):
+        client, server = handshake()
+        data = client.send_close(1000, "bye")
+        assert client.state is State.CLOSING
+        assert deliver(client, server, data) == []
+        assert server.state is State.CLOSED
+        assert (server.close_rcvd, server.close_sent) == (Close(1000, "bye"), Close(1000, "bye"))
+        assert server.close_rcvd_then_sent is True
+        assert deliver(server, client) == []
+        assert client.state is State.CLOSED
+        assert client.close_rcvd == Close(1000, "bye") and client.close_rcvd_then_sent is False
+
+    def test_messages_after_our_close_are_still_parsed(self):
+        client, server = handshake()
+        data = client.send_close()
+        assert deliver(server, client, server.send_text("in flight")) == ["in flight"]
+        server.receive_data(data)
+        drain(server)
+        assert server.state is State.CLOSED
+
+    def test_close_in_the_middle_of_a_fragmented_message(self):
+        # Autobahn 7.1.5: control frames may come between fragments.
+        client, server = handshake()
+        data = client.send_fragment("part", False) + client.send_close(1000)
+        assert deliver(client, server, data) == []
+        assert server.close_rcvd == Close(1000, "") and server.state is State.CLOSED
+
+    def test_close_without_code_is_1005(self):
+        _, server = handshake()
+        server.receive_data(frame(OP_CLOSE))
+        drain(server)
+        assert server.close_rcvd.code == 1005
+        assert server.data_to_send()[:2] == b"\x88\x00"  # echoed without a code
+
+    def test_eof_without_close_frame(self):
+        _, server = handshake()
+        server.receive_eof()
+        assert server.state is State.CLOSED and server.close_rcvd is None
+
+    @pytest.mark.parametrize("code", [999, 1004, 1005, 1006, 1015, 1016, 2999, 5000])
+    def test_invalid_close_codes_are_refused(self, code):
+        client, _ = handshake()
+        with pytest.raises(ValueError):
+            client.send_close(code)
+        assert client.state is State.OPEN
+
+    def test_reason_over_123_bytes_is_refused(self):
+        client, _ = handshake()
+        with pytest.raises(ValueError):
+            client.send_close(1000, "é" * 62)
+        client.send_close(4999, "x" * 123)
+        assert client.state is State.CLOSING
+
+    def test_no_pong_after_close(self):
+        client, server = handshake()
+        server.hold_pongs = True
+        deliver(client, server, client.send_ping(b"p"))
+        assert server.pong is not None
+        server.send_close()
+        assert server.pong is None
