@@ -27,6 +27,8 @@ async def start_server() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
     servers: list[Server] = []
 
     async def start(handler: Handler, **kwargs: Any) -> Running:
+        # Tests whose peer never answers should not hold teardown for 10 s.
+        kwargs.setdefault("disconnect_timeout", 1.0)
         server = await serve(handler, "127.0.0.1", 0, **kwargs)
         servers.append(server)
         return Running(server)

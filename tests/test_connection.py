@@ -252,7 +252,7 @@ class TestPing:
         async with connect(server.uri, disconnect_timeout=0.05) as ws:
             await ws.send("fill")
             await ws.send("stall")
-            await until(lambda: list(server.server.connections)[0].stats.read_paused)
+            await until(lambda: next(iter(server.server.connections)).stats.read_paused)
             first = asyncio.create_task(ws.ping(b"same"))
             await until(lambda: b"same" in ws._pings)
             with pytest.raises(ConcurrencyError):
@@ -441,4 +441,6 @@ class TestPeerErrors:
         async with connect(server.uri) as ws:
             with pytest.raises(ConnectionClosed) as info:
                 await ws.recv()
-        assert str(info.value) == "received 1011 (internal error) oops; then sent 1011 (internal error) oops"
+        assert str(info.value) == (
+            "received 1011 (internal error) oops; then sent 1011 (internal error) oops"
+        )

@@ -152,7 +152,7 @@ class TestHandshake:
     def test_invalid_upgrade_gets_an_answer(self, request_bytes, status):
         server = Protocol(Side.SERVER)
         server.receive_data(request_bytes)
-        [request] = drain(server)
+        [_] = drain(server)
         assert server.upgrade_error is not None and server.upgrade_error.status == status
         assert server.reject(server.upgrade_error).startswith(b"HTTP/1.1 %d " % status)
         assert server.state is State.CLOSED
@@ -178,7 +178,8 @@ class TestMessages:
     def test_fragments_are_assembled(self):
         client, server = handshake()
         data = b"".join(
-            client.send_fragment(part, fin) for part, fin in [("é", False), ("t", False), ("é", True)]
+            client.send_fragment(part, fin)
+            for part, fin in [("é", False), ("t", False), ("é", True)]
         )
         assert deliver(client, server, data) == ["été"]
         data = client.send_fragment(b"a", False) + client.send_fragment(b"b", True)
@@ -377,3 +378,16 @@ class TestClosing:
         assert server.pong is not None
         server.send_close()
         assert server.pong is None
+
+
+def test_pongs_of_one_batch_are_capped():
+    from websockets_lite.protocol import MAX_PONG_BYTES
+
+    client, server = handshake()
+    pings = b"".join(client.send_ping(b"%0100d" % i) for i in range(2000))
+    server.receive_data(pings)
+    drain(server)
+    replies = server.data_to_send()
+    assert MAX_PONG_BYTES <= len(replies) < MAX_PONG_BYTES + 200
+    client.receive_data(server.pong)
+    assert drain(client) == [Pong(b"%0100d" % 1999)]  # the latest one

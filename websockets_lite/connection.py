@@ -484,6 +484,9 @@ class Connection(asyncio.BufferedProtocol):
             data = protocol.data_to_send()
             if data:
                 self._write(data)
+            if protocol.pong is not None and not self._write_flow.paused:
+                self._write(protocol.pong)
+                protocol.pong = None
         if protocol.state is not self._seen_state:
             previous, self._seen_state = self._seen_state, protocol.state
             self._state_changed(previous, protocol.state)
@@ -519,12 +522,17 @@ class Connection(asyncio.BufferedProtocol):
 
     def _handshake_failed(self) -> None:
         exc = self.protocol.handshake_exc
-        waiter = self._handshake_waiter
-        if waiter is not None and not waiter.done() and exc is not None:
-            waiter.set_exception(exc)
+        if exc is not None:
+            self._fail_handshake_waiter(exc)
         if not self._lost:
             self._arm_deadline()
             self.transport.close()
+
+    def _fail_handshake_waiter(self, exc: BaseException) -> None:
+        waiter = self._handshake_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+            waiter.exception()  # retrieved: nobody may be waiting any more
 
     def _on_request(self, request: Request) -> None:
         """Hook for the server side: the opening handshake request arrived."""
@@ -642,9 +650,7 @@ class Connection(asyncio.BufferedProtocol):
                 handle.cancel()
         self._keepalive = self._deadline = None
         closed = self._closed_exc()
-        waiter = self._handshake_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(self.protocol.handshake_exc or exc or closed)
+        self._fail_handshake_waiter(self.protocol.handshake_exc or exc or closed)
         if self._recv_waiter is not None and not self._recv_waiter.done():
             self._recv_waiter.set_result(None)
         self._write_flow.lost(closed)

@@ -9,9 +9,10 @@ connection layer drives it:
   it parses lazily, so bytes that have not been pulled stay unparsed in
   wsproto's buffer (that is how read backpressure stalls the parser);
 - write what the ``send_*`` methods return, then :meth:`Protocol.data_to_send`
-  (pongs, close replies and handshake answers); while the write buffer is
-  full, set :attr:`Protocol.hold_pongs` and only the latest pong is kept, in
-  :attr:`Protocol.pong`;
+  (pongs, close replies and handshake answers), then :attr:`Protocol.pong`
+  when there is room: while the write buffer is full (the connection sets
+  :attr:`Protocol.hold_pongs`), or once 16 KiB of pongs wait in one batch,
+  only the latest pong is kept there;
 - read :attr:`Protocol.state`: ``CLOSED`` means the TCP connection should end
   now (a server closes it, a client waits for the server to close it).
 
@@ -67,6 +68,9 @@ MAX_HANDSHAKE_SIZE = 16 * 1024
 MAX_BODY_SIZE = 64 * 1024
 #: Longest close reason that fits in a close frame (125 - 2 bytes of code).
 MAX_CLOSE_REASON = 123
+#: Most bytes of automatic pongs queued between two calls of data_to_send();
+#: beyond it pongs are held like while the write buffer is full.
+MAX_PONG_BYTES = 16 * 1024
 
 
 class Side(enum.Enum):
@@ -138,12 +142,14 @@ class Protocol:
             h11.CLIENT if side is Side.CLIENT else h11.SERVER,
             max_incomplete_event_size=MAX_HANDSHAKE_SIZE,
         )
+        self._h11_eof = False
         self._nonce = b""
         self._offered: Sequence[str] = ()
         self._reject_body: bytearray | None = None
         self._ws: WSConnection | None = None
         self._events: Iterator[Event] | None = None
         self._out: list[bytes] = []
+        self._pong_bytes = 0
         # The message being assembled, as UTF-8 bytes for text: its length is
         # the size that max_message_size bounds, with no per-fragment overhead.
         self._partial: bytearray | None = None
@@ -343,6 +349,7 @@ class Protocol:
     def receive_eof(self) -> None:
         """Tell that the peer closed its side of the TCP connection."""
         if self._h11 is not None:
+            self._h11_eof = True
             self._h11.receive_data(b"")
         else:
             self.state = State.CLOSED
@@ -351,7 +358,7 @@ class Protocol:
     def lost(self) -> None:
         """Tell that the TCP connection is gone, whatever the state."""
         if self._h11 is not None:
-            self._h11.receive_data(b"")
+            self.receive_eof()
             self.next_event()  # lets a rejection whose body ends at EOF complete
         if self.state is State.CONNECTING:
             self.handshake_exc = InvalidHandshake("connection lost during the opening handshake")
@@ -389,9 +396,13 @@ class Protocol:
             try:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as exc:
+                if self._h11.their_state is h11.ERROR and self._h11_eof:
+                    error = InvalidHandshake("connection closed during the opening handshake")
+                else:
+                    error = InvalidHandshake(f"invalid HTTP: {exc}")
                 status = exc.error_status_hint
                 text = "Request headers too large" if status == 431 else f"Bad request: {exc}"
-                self._fail_handshake(InvalidHandshake(str(exc)), Response(status, body=text + "\n"))
+                self._fail_handshake(error, Response(status, body=text + "\n"))
                 return None
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return None
@@ -450,10 +461,11 @@ class Protocol:
         assert self._ws is not None
         if self._ws.state is ConnectionState.OPEN:
             pong = self._ws.send(event.response())
-            if self.hold_pongs:
+            if self.hold_pongs or self._pong_bytes >= MAX_PONG_BYTES:
                 self.pong = pong
             else:
                 self._out.append(pong)
+                self._pong_bytes += len(pong)
 
     def _on_close(self, event: CloseConnection) -> None:
         assert self._ws is not None
@@ -537,6 +549,7 @@ class Protocol:
             return b""
         data = b"".join(self._out)
         self._out.clear()
+        self._pong_bytes = 0
         return data
 
 

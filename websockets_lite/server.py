@@ -92,6 +92,8 @@ class ServerProtocol(Connection):
     def _on_request(self, request: Request) -> None:
         self._read_flow.pause_reading()
         self._task = self.loop.create_task(self._run(request))
+        if self.server is not None:
+            self.server._started(self._task)
 
     async def _run(self, request: Request) -> None:
         try:
@@ -191,6 +193,7 @@ class Server:
         self.closing = False
         self._open: set[ServerProtocol] = set()
         self._alive: set[ServerProtocol] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._close_task: asyncio.Task[None] | None = None
         self._closed = asyncio.get_running_loop().create_future()
 
@@ -199,6 +202,10 @@ class Server:
 
     def _accepted(self, connection: ServerProtocol) -> None:
         self._alive.add(connection)
+
+    def _started(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _opened(self, connection: ServerProtocol) -> None:
         self._open.add(connection)
@@ -243,9 +250,8 @@ class Server:
             await asyncio.gather(
                 *(ws.close(code, reason) for ws in self._open), return_exceptions=True
             )
-        tasks = [ws._task for ws in self._alive if ws._task is not None and not ws._task.done()]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=timeout)
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=timeout)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
