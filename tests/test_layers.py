@@ -1,0 +1,106 @@
+"""The layering of DESIGN.md, enforced on the source: a module imports only
+from layers below it; protocol.py is the only module that touches wsproto
+(or h11) and it imports no asyncio; flow.py imports no wsproto."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import websockets_lite
+
+PACKAGE = Path(websockets_lite.__file__).parent
+
+LAYERS = {
+    "typing": 0, "close": 0, "http": 0,
+    "exceptions": 1,
+    "protocol": 2, "flow": 2,
+    "connection": 3,
+    "client": 4, "server": 4,
+    "patterns": 5,
+    "pubsub": 6,
+    "__main__": 7,
+}
+
+
+def modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE)
+
+
+def layer_of(path: Path) -> str:
+    relative = path.relative_to(PACKAGE).with_suffix("")
+    return relative.parts[0]
+
+
+def imports(path: Path) -> tuple[set[str], set[str]]:
+    """Return (sibling layers imported, third-party top-level packages imported)."""
+    tree = ast.parse(path.read_text())
+    package = path.relative_to(PACKAGE).parent.parts
+    local: set[str] = set()
+    external: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                top = alias.name.split(".")[0]
+                if top == "websockets_lite":
+                    local.add(alias.name.split(".")[1])
+                else:
+                    external.add(top)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                top = (node.module or "").split(".")[0]
+                if top == "websockets_lite":
+                    local.add((node.module or "").split(".")[1])
+                else:
+                    external.add(top)
+            else:
+                base = list(package[: len(package) - (node.level - 1)])
+                target = [*base, *(node.module or "").split(".")] if node.module else base
+                if target:
+                    local.add(target[0])
+                else:  # "from . import x"
+                    local.update(alias.name for alias in node.names)
+    return local, external
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_modules_import_only_lower_layers(path):
+    layer = layer_of(path)
+    assert layer in LAYERS, f"{layer} is not in the layer map: add it to DESIGN order"
+    local, _ = imports(path)
+    for other in local - {layer}:
+        assert LAYERS[other] < LAYERS[layer], f"{layer} must not import {other}"
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_only_protocol_touches_wsproto(path):
+    _, external = imports(path)
+    if layer_of(path) != "protocol":
+        assert not external & {"wsproto", "h11"}
+
+
+def test_protocol_and_what_it_imports_use_no_asyncio():
+    seen: set[str] = set()
+    todo = ["protocol"]
+    while todo:
+        layer = todo.pop()
+        if layer in seen:
+            continue
+        seen.add(layer)
+        local, external = imports(PACKAGE / f"{layer}.py")
+        assert "asyncio" not in external, f"{layer}.py imports asyncio"
+        todo.extend(local)
+    assert seen == {"protocol", "close", "exceptions", "http"}
+
+
+def test_flow_imports_no_wsproto():
+    _, external = imports(PACKAGE / "flow.py")
+    assert not external & {"wsproto", "h11", "asyncio"}
+
+
+def test_public_names_are_exported():
+    for name in websockets_lite.__all__:
+        assert hasattr(websockets_lite, name), name
+    assert (PACKAGE / "py.typed").exists()

@@ -1,0 +1,112 @@
+"""The command line: ``python -m websockets_lite serve | connect URL``.
+
+``serve`` runs an echo server until SIGINT or SIGTERM, then shuts down
+gracefully (connections are closed with 1001). ``connect`` is an interactive
+client: each line read from stdin is sent as a text message, each message
+received is printed; it works with a pipe as well as a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import threading
+
+from .client import connect
+from .exceptions import ConnectionClosed, WebSocketError
+from .server import ServerProtocol, serve
+from .typing import Data
+
+
+async def echo(ws: ServerProtocol) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+async def run_server(host: str, port: int) -> None:
+    async with serve(echo, host, port) as server:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, server.close)
+        bound = server.sockets[0].getsockname()
+        print(f"echo server listening on ws://{host}:{bound[1]}", flush=True)
+        await server.serve_forever()
+    print("server stopped", file=sys.stderr)
+
+
+def _format(message: Data) -> str:
+    if isinstance(message, str):
+        return message
+    return f"<binary, {len(message)} bytes> {message[:64].hex()}"
+
+
+def _read_lines(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str | None]) -> None:
+    # A daemon thread: it cannot keep the process alive, unlike asyncio's
+    # default executor, and it reads terminals, pipes and files alike.
+    for line in sys.stdin:
+        loop.call_soon_threadsafe(lines.put_nowait, line.rstrip("\r\n"))
+    loop.call_soon_threadsafe(lines.put_nowait, None)
+
+
+async def run_client(url: str) -> int:
+    try:
+        ws = await connect(url, message_queue_size=64)
+    except (WebSocketError, OSError) as exc:
+        print(f"failed to connect to {url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"connected to {url}", file=sys.stderr)
+
+    async def print_messages() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for message in ws:
+                print(_format(message), flush=True)
+
+    printer = asyncio.create_task(print_messages())
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    threading.Thread(target=_read_lines, args=(loop, lines), daemon=True).start()
+    try:
+        while not printer.done():
+            line = asyncio.ensure_future(lines.get())
+            await asyncio.wait([line, printer], return_when=asyncio.FIRST_COMPLETED)
+            if not line.done():
+                line.cancel()
+                break
+            if line.result() is None:
+                break
+            try:
+                await ws.send(line.result())
+            except ConnectionClosed:
+                break
+    finally:
+        await ws.close()
+        await printer
+    print(f"connection closed: {ws.close_code} {ws.close_reason}".rstrip(), file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m websockets_lite")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run an echo server")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8765)
+    connect_parser = commands.add_parser(
+        "connect", help="send lines from stdin, print messages received"
+    )
+    connect_parser.add_argument("url", help="ws:// or wss:// URL")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            asyncio.run(run_server(args.host, args.port))
+            return 0
+        return asyncio.run(run_client(args.url))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
