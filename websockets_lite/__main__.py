@@ -3,7 +3,9 @@
 ``serve`` runs an echo server until SIGINT or SIGTERM, then shuts down
 gracefully (connections are closed with 1001). ``connect`` is an interactive
 client: each line read from stdin is sent as a text message, each message
-received is printed; it works with a pipe as well as a terminal.
+received is printed; it works with a pipe as well as a terminal. At the end
+of its input it waits until the server has been quiet for ``LINGER`` seconds
+(replies may still be on their way), then closes the connection.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from .client import connect
 from .exceptions import ConnectionClosed, WebSocketError
 from .server import ServerProtocol, serve
 from .typing import Data
+
+#: Seconds of silence from the server after the end of input before closing.
+LINGER = 0.5
 
 
 async def echo(ws: ServerProtocol) -> None:
@@ -59,10 +64,13 @@ async def run_client(url: str) -> int:
         return 1
     print(f"connected to {url}", file=sys.stderr)
 
+    received = asyncio.Event()
+
     async def print_messages() -> None:
         with contextlib.suppress(ConnectionClosed):
             async for message in ws:
                 print(_format(message), flush=True)
+                received.set()
 
     printer = asyncio.create_task(print_messages())
     lines: asyncio.Queue[str | None] = asyncio.Queue()
@@ -76,6 +84,7 @@ async def run_client(url: str) -> int:
                 line.cancel()
                 break
             if line.result() is None:
+                await _linger(received, printer)
                 break
             try:
                 await ws.send(line.result())
@@ -86,6 +95,21 @@ async def run_client(url: str) -> int:
         await printer
     print(f"connection closed: {ws.close_code} {ws.close_reason}".rstrip(), file=sys.stderr)
     return 0
+
+
+async def _linger(received: asyncio.Event, printer: asyncio.Task[None]) -> None:
+    """Wait until no message arrived for LINGER seconds, or the connection ended."""
+    while not printer.done():
+        received.clear()
+        waiter = asyncio.ensure_future(received.wait())
+        try:
+            done, _ = await asyncio.wait(
+                [waiter, printer], timeout=LINGER, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waiter.cancel()
+        if waiter not in done:
+            return
 
 
 def main(argv: list[str] | None = None) -> int:
