@@ -26,7 +26,8 @@ LAYERS = {
 
 
 def modules() -> list[Path]:
-    return sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE)
+    paths = PACKAGE.rglob("*.py")
+    return sorted(p for p in paths if p.name != "__init__.py" or p.parent != PACKAGE)
 
 
 def layer_of(path: Path) -> str:
