@@ -83,11 +83,12 @@ async def run_client(url: str) -> int:
             if not line.done():
                 line.cancel()
                 break
-            if line.result() is None:
+            text = line.result()
+            if text is None:
                 await _linger(received, printer)
                 break
             try:
-                await ws.send(line.result())
+                await ws.send(text)
             except ConnectionClosed:
                 break
     finally:
