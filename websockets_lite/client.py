@@ -98,6 +98,7 @@ class ClientProtocol(Connection):
         additional_headers: HeadersLike | None = None,
         origin: str | None = None,
         user_agent_header: str | None = USER_AGENT,
+        compression: str | None = "deflate",
         max_message_size: float = 2**20,
         max_fragments: float = 4096,
         message_queue_size: float = 1,
@@ -109,7 +110,10 @@ class ClientProtocol(Connection):
     ) -> None:
         wsuri = uri if isinstance(uri, WebSocketURI) else parse_uri(uri)
         protocol = Protocol(
-            Side.CLIENT, max_message_size=max_message_size, max_fragments=max_fragments
+            Side.CLIENT,
+            max_message_size=max_message_size,
+            max_fragments=max_fragments,
+            compression=compression,
         )
         super().__init__(
             protocol,
@@ -178,6 +182,7 @@ class connect:
         ssl: ssl_module.SSLContext | None = None,
         server_hostname: str | None = None,
         sock: socket.socket | None = None,
+        compression: str | None = "deflate",
         message_queue_size: float = 1,
         max_message_size: float = 2**20,
         max_fragments: float = 4096,
@@ -200,6 +205,7 @@ class connect:
             additional_headers=additional_headers,
             origin=origin,
             user_agent_header=user_agent_header,
+            compression=compression,
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
             max_fragments=max_fragments,

@@ -26,6 +26,8 @@ import base64
 import binascii
 import dataclasses
 import enum
+import math
+import zlib
 from collections.abc import Iterator, Sequence
 
 import h11
@@ -40,19 +42,15 @@ from wsproto.events import (
 )
 from wsproto.events import Pong as WSPong
 from wsproto.extensions import Extension
-from wsproto.handshake import client_extensions_handshake, server_extensions_handshake
-from wsproto.utilities import (
-    RemoteProtocolError,
-    generate_accept_token,
-    generate_nonce,
-    split_comma_header,
-)
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
+from wsproto.utilities import generate_accept_token, generate_nonce
 
 from .close import Close, CloseCode
 from .exceptions import InvalidHandshake, InvalidStatus
 from .http import Headers, HeadersLike, Request, Response
 
 __all__ = [
+    "Deflate",
     "MAX_BODY_SIZE",
     "MAX_HANDSHAKE_SIZE",
     "Pong",
@@ -94,6 +92,15 @@ class Pong:
     payload: bytes
 
 
+def _close(code: int, reason: str | None) -> Close:
+    """A Close with our CloseCode where the code is a known one."""
+    try:
+        code = CloseCode(code)
+    except ValueError:
+        code = int(code)
+    return Close(code, reason or "")
+
+
 def _valid_close_code(code: int) -> bool:
     # RFC 6455 7.4: 1004-1006 and 1015 are reserved or local-only; 1016-2999
     # are for future RFCs; 3000-4999 are for libraries and applications.
@@ -112,8 +119,10 @@ class Protocol:
         *,
         max_message_size: float = 2**20,
         max_fragments: float = 4096,
-        extensions: Sequence[Extension] = (),
+        compression: str | None = None,
     ) -> None:
+        if compression not in (None, "deflate"):
+            raise ValueError(f"unsupported compression: {compression!r}")
         self.side = side
         self.state = State.CONNECTING
         self.max_message_size = max_message_size
@@ -137,7 +146,9 @@ class Protocol:
         self.hold_pongs = False
         #: The latest automatic pong held back, to write once there is room.
         self.pong: bytes | None = None
-        self._extensions = list(extensions)
+        #: The permessage-deflate extension, once negotiated.
+        self.deflate: Deflate | None = None
+        self._offer = Deflate(side, max_message_size) if compression else None
         self._h11: h11.Connection | None = h11.Connection(
             h11.CLIENT if side is Side.CLIENT else h11.SERVER,
             max_incomplete_event_size=MAX_HANDSHAKE_SIZE,
@@ -182,9 +193,10 @@ class Protocol:
         )
         if subprotocols:
             request_headers.add("Sec-WebSocket-Protocol", ", ".join(subprotocols))
-        offers = [f"{ext.name}; {ext.offer()}" for ext in self._extensions]
-        if offers:
-            request_headers.add("Sec-WebSocket-Extensions", ", ".join(offers))
+        if self._offer is not None:
+            request_headers.add(
+                "Sec-WebSocket-Extensions", f"{Deflate.name}; {self._offer.offer()}"
+            )
         for name, value in Headers(headers).raw_items():
             request_headers.add(name, value)
         self.request = Request(path, request_headers)
@@ -223,19 +235,19 @@ class Protocol:
             subprotocol = headers.get("Sec-WebSocket-Protocol")
             if subprotocol is not None and subprotocol not in self._offered:
                 raise InvalidHandshake(f"server chose a subprotocol not offered: {subprotocol}")
-            accepted = [
-                item for value in headers.get_all("Sec-WebSocket-Extensions")
-                for item in split_comma_header(value.encode("latin-1"))
-            ]
-            try:
-                extensions = client_extensions_handshake(accepted, self._extensions)
-            except RemoteProtocolError as exc:
-                raise InvalidHandshake(str(exc)) from None
+            for name, params in _parse_extensions(headers):
+                if name != Deflate.name or self._offer is None or self.deflate is not None:
+                    raise InvalidHandshake(f"server accepted an extension not offered: {name}")
+                try:
+                    self._offer.finalize(params)
+                except ValueError as exc:
+                    raise InvalidHandshake(f"invalid permessage-deflate response: {exc}") from None
+                self.deflate = self._offer
         except InvalidHandshake as exc:
             self._fail_handshake(exc)
             return
         self.subprotocol = subprotocol
-        self._open(extensions, self._h11.trailing_data[0])
+        self._open(self._h11.trailing_data[0])
 
     def _finish_rejection(self) -> None:
         assert self.response is not None and self._reject_body is not None
@@ -271,13 +283,16 @@ class Protocol:
         )
         if subprotocol is not None:
             response_headers.add("Sec-WebSocket-Protocol", subprotocol)
-        offers = [
-            item for value in self.request.headers.get_all("Sec-WebSocket-Extensions")
-            for item in split_comma_header(value.encode("latin-1"))
-        ]
-        accepted = server_extensions_handshake(offers, self._extensions) if offers else None
-        if accepted:
-            response_headers.add("Sec-WebSocket-Extensions", accepted.decode())
+        if self._offer is not None:
+            # The first acceptable offer wins (RFC 7692 5).
+            for name, params in _parse_extensions(self.request.headers):
+                accepted = self._offer.accept(params) if name == Deflate.name else None
+                if accepted is not None:
+                    response_headers.add(
+                        "Sec-WebSocket-Extensions", f"{Deflate.name}; {accepted}".rstrip("; ")
+                    )
+                    self.deflate = self._offer
+                    break
         for name, value in Headers(headers).raw_items():
             response_headers.add(name, value)
         data = self._h11.send(
@@ -289,8 +304,7 @@ class Protocol:
         ) or b""
         self.response = Response(101, response_headers, reason="Switching Protocols")
         self.subprotocol = subprotocol
-        extensions = [ext for ext in self._extensions if accepted and ext.enabled()]
-        self._open(extensions, self._h11.trailing_data[0])
+        self._open(self._h11.trailing_data[0])
         return data
 
     def reject(self, response: Response) -> bytes:
@@ -324,9 +338,10 @@ class Protocol:
         self.state = State.CLOSED
         self._h11 = None
 
-    def _open(self, extensions: list[Extension], trailing: bytes) -> None:
+    def _open(self, trailing: bytes) -> None:
         side = ConnectionType.CLIENT if self.side is Side.CLIENT else ConnectionType.SERVER
-        self._ws = WSConnection(side, extensions)
+        self._ws = WSConnection(side, [self.deflate] if self.deflate else [])
+        self._offer = None
         self._h11 = None
         self.opened = True
         self.state = State.OPEN
@@ -472,14 +487,17 @@ class Protocol:
         if self._ws.state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING):
             # wsproto reports a parse error as a CloseConnection event without
             # a state change: fail the connection (RFC 6455 7.1.7).
-            self.fail(event.code, event.reason or "")
+            reason = event.reason or ""
+            if event.code == CloseCode.MESSAGE_TOO_BIG:  # only our inflater says so
+                reason = f"message over {self.max_message_size} bytes once decompressed"
+            self.fail(event.code, reason)
             return
-        self.close_rcvd = Close(event.code, event.reason or "")
+        self.close_rcvd = _close(event.code, event.reason)
         if self._ws.state is ConnectionState.REMOTE_CLOSING:
             # Echo the peer's close frame (RFC 6455 5.5.1).
             self.pong = None
             self._out.append(self._ws.send(event.response()))
-            self.close_sent = Close(event.code, event.reason or "")
+            self.close_sent = self.close_rcvd
             self.close_rcvd_then_sent = True
         else:
             self.close_rcvd_then_sent = False
@@ -531,7 +549,7 @@ class Protocol:
         if len(reason.encode()) > MAX_CLOSE_REASON:
             raise ValueError(f"close reason over {MAX_CLOSE_REASON} bytes")
         self.pong = None
-        self.close_sent = Close(code, reason)
+        self.close_sent = _close(code, reason)
         self.state = State.CLOSING
         return self._ws.send(CloseConnection(code=code, reason=reason))
 
@@ -551,6 +569,221 @@ class Protocol:
         self._out.clear()
         self._pong_bytes = 0
         return data
+
+
+def _parse_extensions(headers: Headers) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    """Parse Sec-WebSocket-Extensions: ``[(name, [(param, value or None)])]``."""
+    result = []
+    for value in headers.get_all("Sec-WebSocket-Extensions"):
+        for item in value.split(","):
+            name, *params = (part.strip() for part in item.split(";"))
+            if not name:
+                continue
+            parsed: list[tuple[str, str | None]] = []
+            for param in params:
+                key, sep, val = param.partition("=")
+                parsed.append((key.strip(), val.strip().strip('"') if sep else None))
+            result.append((name, parsed))
+    return result
+
+
+def _window_bits(value: str | None) -> int:
+    if value is None or not value.isdigit() or value.startswith("0") or not 8 <= int(value) <= 15:
+        raise ValueError(f"invalid window bits: {value}")
+    return int(value)
+
+
+class Deflate(Extension):
+    """permessage-deflate (RFC 7692) whose inflation is bounded.
+
+    wsproto's own extension inflates without any limit (65 KB on the wire can
+    become a 64 MiB message). This one inflates at most ``max_message_size + 1``
+    bytes of a message (zlib's ``max_length``, leftovers staying in
+    ``unconsumed_tail``); one byte more fails the connection with 1009 at once,
+    since a truncated stream leaves nothing to parse. Defaults keep zlib's
+    memory small: 12-bit windows and ``memLevel`` 5, about 32 KiB to compress
+    and 11 KiB to inflate per connection, allocated on first use and dropped
+    after each message when context takeover is off.
+    """
+
+    name = "permessage-deflate"
+
+    def __init__(
+        self,
+        side: Side,
+        max_message_size: float,
+        *,
+        max_window_bits: int = 12,
+        mem_level: int = 5,
+        level: int = 6,
+    ) -> None:
+        self.client = side is Side.CLIENT
+        self.max_message_size = max_message_size
+        self.max_window_bits = max_window_bits
+        self.mem_level = mem_level
+        self.level = level
+        self.local_bits = self.remote_bits = 15
+        self.local_no_context_takeover = self.remote_no_context_takeover = False
+        self._enabled = False
+        self._encoder: zlib._Compress | None = None
+        self._decoder: zlib._Decompress | None = None
+        self._message_compressed = False  # the message being received
+        self._frame_inflates = False  # the frame being received
+        self._inflated = 0
+
+    def enabled(self) -> bool:
+        return self._enabled
+
+    # Negotiation.
+
+    def offer(self) -> str:
+        """Client side: our offer's parameters."""
+        bits = self.max_window_bits
+        return f"server_max_window_bits={bits}; client_max_window_bits={bits}"
+
+    def finalize(self, params: list[tuple[str, str | None]]) -> None:  # type: ignore[override]
+        """Client side: apply the server's response; ``ValueError`` if invalid."""
+        seen: set[str] = set()
+        self.local_bits = self.max_window_bits
+        for key, value in params:
+            if key in seen:
+                raise ValueError(f"duplicate parameter {key}")
+            seen.add(key)
+            if key == "server_no_context_takeover" and value is None:
+                self.remote_no_context_takeover = True
+            elif key == "client_no_context_takeover" and value is None:
+                self.local_no_context_takeover = True
+            elif key == "server_max_window_bits":
+                self.remote_bits = _window_bits(value)
+                if self.remote_bits > self.max_window_bits:
+                    raise ValueError("server_max_window_bits above our offer")
+            elif key == "client_max_window_bits":
+                self.local_bits = _window_bits(value)
+                if self.local_bits > self.max_window_bits:
+                    raise ValueError("client_max_window_bits above our offer")
+                if self.local_bits == 8:
+                    raise ValueError("zlib cannot compress with 8-bit windows")
+            else:
+                raise ValueError(f"unknown parameter {key}")
+        self._enabled = True
+
+    def accept(self, params: list[tuple[str, str | None]]) -> str | None:  # type: ignore[override]
+        """Server side: return our response's parameters, or ``None`` to
+        decline this offer."""
+        seen: set[str] = set()
+        server_bits: int | None = None
+        client_bits: int | bool | None = None
+        server_no_takeover = client_no_takeover = False
+        try:
+            for key, value in params:
+                if key in seen:
+                    return None
+                seen.add(key)
+                if key == "server_no_context_takeover" and value is None:
+                    server_no_takeover = True
+                elif key == "client_no_context_takeover" and value is None:
+                    client_no_takeover = True
+                elif key == "server_max_window_bits":
+                    server_bits = _window_bits(value)
+                elif key == "client_max_window_bits":
+                    client_bits = True if value is None else _window_bits(value)
+                else:
+                    return None
+        except ValueError:
+            return None
+        self.local_bits = min(server_bits or 15, self.max_window_bits)
+        if self.local_bits == 8:
+            return None  # zlib cannot compress with 8-bit windows
+        response = []
+        if server_no_takeover:
+            response.append("server_no_context_takeover")
+        if client_no_takeover:
+            response.append("client_no_context_takeover")
+        response.append(f"server_max_window_bits={self.local_bits}")
+        if client_bits is True:
+            client_bits = self.max_window_bits
+        if client_bits:
+            self.remote_bits = min(client_bits, self.max_window_bits)
+            response.append(f"client_max_window_bits={self.remote_bits}")
+        self.local_no_context_takeover = server_no_takeover
+        self.remote_no_context_takeover = client_no_takeover
+        self._enabled = True
+        return "; ".join(response)
+
+    # Inbound frames, called by wsproto's parser.
+
+    def frame_inbound_header(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        payload_length: int,
+    ) -> CloseReason | RsvBits:
+        if opcode.iscontrol() or opcode is Opcode.CONTINUATION:
+            if rsv.rsv1:
+                return CloseReason.PROTOCOL_ERROR
+        else:
+            self._message_compressed = rsv.rsv1
+            self._inflated = 0
+        self._frame_inflates = self._message_compressed and not opcode.iscontrol()
+        return RsvBits(True, False, False)
+
+    def _inflate(self, data: bytes) -> bytes | CloseReason:
+        if self._decoder is None:
+            self._decoder = zlib.decompressobj(-max(self.remote_bits, 9))
+        budget = self.max_message_size - self._inflated
+        try:
+            if budget == math.inf:
+                out = self._decoder.decompress(data)
+            else:
+                out = self._decoder.decompress(data, int(budget) + 1)
+        except zlib.error:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
+        self._inflated += len(out)
+        if len(out) > budget:
+            return CloseReason.MESSAGE_TOO_BIG
+        return out
+
+    def frame_inbound_payload_data(
+        self, proto: FrameDecoder | FrameProtocol, data: bytes
+    ) -> bytes | CloseReason:
+        return self._inflate(data) if self._frame_inflates else data
+
+    def frame_inbound_complete(
+        self, proto: FrameDecoder | FrameProtocol, fin: bool
+    ) -> bytes | CloseReason | None:
+        if not (fin and self._frame_inflates):
+            return None
+        out = self._inflate(b"\x00\x00\xff\xff")  # RFC 7692 7.2.2: restore the tail
+        self._message_compressed = False
+        if self.remote_no_context_takeover:
+            self._decoder = None
+        return out
+
+    # Outbound frames.
+
+    def frame_outbound(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        data: bytes,
+        fin: bool,
+    ) -> tuple[RsvBits, bytes]:
+        if opcode.iscontrol():
+            return rsv, data
+        if opcode is not Opcode.CONTINUATION:
+            rsv = RsvBits(True, rsv.rsv2, rsv.rsv3)
+        if self._encoder is None:
+            self._encoder = zlib.compressobj(
+                self.level, zlib.DEFLATED, -self.local_bits, self.mem_level
+            )
+        out = self._encoder.compress(data) + self._encoder.flush(zlib.Z_SYNC_FLUSH)
+        if fin:
+            out = out[:-4]  # RFC 7692 7.2.1: drop the empty block's tail
+            if self.local_no_context_takeover:
+                self._encoder = None
+        return rsv, out
 
 
 def _headers(event: h11.Request | h11.Response | h11.InformationalResponse) -> Headers:

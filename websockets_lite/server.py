@@ -46,6 +46,7 @@ class ServerProtocol(Connection):
         handler: Handler,
         *,
         subprotocols: Sequence[str] | None = None,
+        compression: str | None = "deflate",
         max_message_size: float = 2**20,
         max_fragments: float = 4096,
         message_queue_size: float = 1,
@@ -58,7 +59,10 @@ class ServerProtocol(Connection):
         server: Server | None = None,
     ) -> None:
         protocol = Protocol(
-            Side.SERVER, max_message_size=max_message_size, max_fragments=max_fragments
+            Side.SERVER,
+            max_message_size=max_message_size,
+            max_fragments=max_fragments,
+            compression=compression,
         )
         super().__init__(
             protocol,
@@ -314,6 +318,7 @@ class serve:
         port: int | None = None,
         *,
         subprotocols: Sequence[str] | None = None,
+        compression: str | None = "deflate",
         message_queue_size: float = 1,
         max_message_size: float = 2**20,
         max_fragments: float = 4096,
@@ -332,6 +337,7 @@ class serve:
         self.kwargs = kwargs
         self.options: dict[str, Any] = dict(
             subprotocols=subprotocols,
+            compression=compression,
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
             max_fragments=max_fragments,
