@@ -50,7 +50,9 @@ def frame(
     if not mask:
         return head + payload
     key = os.urandom(4)
-    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    n = len(payload)
+    mask = (key * (n // 4 + 1))[:n]
+    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")).to_bytes(n, "big")
     return head + key + masked
 
 
@@ -79,6 +81,14 @@ class RawPeer:
             head = await reader.readuntil(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 101"), head
         return peer
+
+    @classmethod
+    async def connect_with(cls, port: int, extra: bytes) -> tuple[RawPeer, bytes]:
+        """Connect with extra request headers; return the peer and the response head."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(cls.request(extra=extra))
+        head = await reader.readuntil(b"\r\n\r\n")
+        return cls(reader, writer), head
 
     @staticmethod
     def request(path: str = "/", extra: bytes = b"") -> bytes:

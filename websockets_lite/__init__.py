@@ -3,7 +3,15 @@ is bounded by construction, with the usual patterns ready to use."""
 
 from __future__ import annotations
 
-from .client import ClientProtocol, WebSocketURI, connect, parse_uri
+from .client import (
+    Backoff,
+    ClientProtocol,
+    WebSocketURI,
+    connect,
+    parse_uri,
+    retryable,
+    unix_connect,
+)
 from .close import OK_CLOSE_CODES, Close, CloseCode
 from .connection import Connection, Stats
 from .exceptions import (
@@ -21,13 +29,14 @@ from .exceptions import (
 from .flow import memory_bound
 from .http import Headers, Request, Response
 from .protocol import State
-from .server import Server, ServerProtocol, serve
+from .server import Server, ServerProtocol, basic_auth, serve, unix_serve
 from .typing import BytesLike, Data, DataLike, Fragments
 
 __version__ = "0.1.0"
 
 __all__ = [
     "OK_CLOSE_CODES",
+    "Backoff",
     "BytesLike",
     "ClientProtocol",
     "Close",
@@ -55,8 +64,12 @@ __all__ = [
     "WebSocketError",
     "WebSocketURI",
     "__version__",
+    "basic_auth",
     "connect",
     "memory_bound",
     "parse_uri",
+    "retryable",
     "serve",
+    "unix_connect",
+    "unix_serve",
 ]

@@ -4,23 +4,34 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import logging
 import math
+import random
 import socket
 import ssl as ssl_module
 import sys
 import urllib.parse
-from collections.abc import Generator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
-from .connection import Connection
-from .exceptions import ConnectTimeout, InvalidURI
+from .connection import Connection, default_logger
+from .exceptions import ConnectTimeout, InvalidHandshake, InvalidStatus, InvalidURI
 from .http import Headers, HeadersLike
 from .protocol import Protocol, Side
 
-__all__ = ["USER_AGENT", "ClientProtocol", "WebSocketURI", "connect", "parse_uri"]
+__all__ = [
+    "USER_AGENT",
+    "Backoff",
+    "ClientProtocol",
+    "WebSocketURI",
+    "connect",
+    "parse_uri",
+    "retryable",
+    "unix_connect",
+]
 
 #: The default ``User-Agent`` header.
 USER_AGENT = f"Python/{sys.version_info.major}.{sys.version_info.minor} websockets_lite"
@@ -152,8 +163,61 @@ class ClientProtocol(Connection):
         await asyncio.shield(self._handshake_waiter)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delays between reconnection attempts of ``async for ws in connect(...)``.
+
+    Exponential with full jitter: the n-th delay in a row (from 0) is drawn
+    uniformly between 0 and ``min(maximum, initial * factor ** n)``; with the
+    defaults, at most 1, 2, 4, 8... up to 60 seconds. After a connection that
+    worked, the sequence starts over.
+    """
+
+    initial: float = 1.0
+    factor: float = 2.0
+    maximum: float = 60.0
+
+    def delays(self) -> Iterator[float]:
+        bound = self.initial
+        while True:
+            yield random.uniform(0, bound)
+            bound = min(self.maximum, bound * self.factor)
+
+
+#: Statuses that answer a handshake and are worth retrying later.
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+#: Statuses that redirect a handshake, and how many redirects are followed.
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10
+#: Headers not carried over when a redirect goes to another origin.
+CREDENTIAL_HEADERS = ("Authorization", "Cookie", "Proxy-Authorization")
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether ``async for ws in connect(...)`` retries after ``exc``: network
+    errors, timeouts, a connection closed during the handshake, and HTTP 500,
+    502, 503 and 504; not 4xx answers, invalid URIs or malformed handshakes."""
+    if isinstance(exc, InvalidStatus):
+        return exc.status in RETRY_STATUSES
+    if isinstance(exc, InvalidHandshake):
+        return isinstance(exc.__cause__, EOFError)
+    return isinstance(exc, (OSError, TimeoutError))
+
+
+def _redirect(uri: WebSocketURI, location: str) -> WebSocketURI:
+    current = f"{'wss' if uri.secure else 'ws'}://{uri.host_header}{uri.path}"
+    target = urllib.parse.urljoin(current, location)
+    scheme, sep, rest = target.partition("://")
+    scheme = {"http": "ws", "https": "wss"}.get(scheme, scheme)
+    new = parse_uri(f"{scheme}{sep}{rest}")
+    if uri.secure and not new.secure:
+        raise InvalidHandshake(f"refused to follow a redirect from wss:// to {location}")
+    return new
+
+
 class connect:
-    """Connect to a WebSocket server; await it, or use it with ``async with``.
+    """Connect to a WebSocket server: await it, use it with ``async with``, or
+    iterate over it to reconnect whenever the connection is lost.
 
     ::
 
@@ -163,12 +227,25 @@ class connect:
 
         ws = await connect("ws://127.0.0.1:8765/")  # remember to close it
 
-    ``connect_timeout`` bounds TCP, TLS and the opening handshake and raises
-    :exc:`~websockets_lite.ConnectTimeout`; ``disconnect_timeout`` bounds the
-    closing handshake, after which the TCP connection is aborted; both accept
-    ``math.inf``. ``ssl`` is an ``SSLContext`` (wss:// without one uses a
-    default, verifying context); ``sock`` an already connected socket. Other
-    keyword arguments go to ``loop.create_connection``.
+        async for ws in connect("ws://127.0.0.1:8765/"):
+            try:
+                async for message in ws:
+                    ...
+            except ConnectionClosed:
+                continue  # reconnect
+
+    ``connect_timeout`` bounds TCP, TLS, the opening handshake and redirects
+    and raises :exc:`~websockets_lite.ConnectTimeout`; ``disconnect_timeout``
+    bounds the closing handshake, after which the TCP connection is aborted;
+    both accept ``math.inf``. ``ssl`` is an ``SSLContext`` (wss:// without one
+    uses a default, verifying context); ``sock`` an already connected socket.
+    Credentials in the URI (``ws://user:password@host/``) become a Basic
+    ``Authorization`` header. Redirects (301, 302, 303, 307, 308) are followed
+    up to 10 times, never from wss:// to ws://, and credentials are dropped
+    when the origin changes. Iterating reconnects after the errors that
+    :func:`retryable` accepts, waiting as ``backoff`` says, and raises the
+    others. ``host`` and ``port`` override where the TCP connection goes;
+    other keyword arguments go to ``loop.create_connection``.
     """
 
     def __init__(
@@ -191,6 +268,7 @@ class connect:
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
         write_limit: int = 2**16,
+        backoff: Backoff = Backoff(),  # frozen: safe to share
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -198,11 +276,14 @@ class connect:
         self.ssl = ssl
         self.server_hostname = server_hostname
         self.sock = sock
+        self.path: str | None = None  # set by unix_connect()
         self.connect_timeout = connect_timeout
+        self.additional_headers = Headers(additional_headers)
+        self.backoff = backoff
+        self.logger = logger or default_logger
         self.kwargs = kwargs
         self.options: dict[str, Any] = dict(
             subprotocols=subprotocols,
-            additional_headers=additional_headers,
             origin=origin,
             user_agent_header=user_agent_header,
             compression=compression,
@@ -219,39 +300,66 @@ class connect:
 
     async def _connect(self) -> ClientProtocol:
         wsuri = parse_uri(self.uri)
-        loop = asyncio.get_running_loop()
-        kwargs = dict(self.kwargs)
-        if wsuri.secure:
-            kwargs["ssl"] = self.ssl or ssl_module.create_default_context()
-            if self.server_hostname is not None:
-                kwargs["server_hostname"] = self.server_hostname
-        elif self.ssl is not None:
-            raise ValueError("ssl= was given for a ws:// URI; use wss://")
-        if self.sock is not None:
-            kwargs["sock"] = self.sock
-        else:
-            kwargs["host"], kwargs["port"] = wsuri.host, wsuri.port
-        connection: ClientProtocol | None = None
-
-        def factory() -> ClientProtocol:
-            nonlocal connection
-            connection = ClientProtocol(wsuri, **self.options)
-            return connection
-
+        headers = Headers(self.additional_headers)
         timeout = None if self.connect_timeout == math.inf else self.connect_timeout
         try:
             async with asyncio.timeout(timeout) as deadline:
-                await loop.create_connection(factory, **kwargs)
-                assert connection is not None
-                await connection.handshake()
+                for _ in range(MAX_REDIRECTS + 1):
+                    try:
+                        return await self._connect_once(wsuri, headers)
+                    except InvalidStatus as exc:
+                        location = exc.headers.get("Location")
+                        if exc.status not in REDIRECT_STATUSES or location is None:
+                            raise
+                        if self.sock is not None:
+                            raise  # a given socket cannot be reused
+                        new = _redirect(wsuri, location)
+                        origin = (wsuri.secure, wsuri.host, wsuri.port)
+                        if (new.secure, new.host, new.port) != origin:
+                            for name in CREDENTIAL_HEADERS:
+                                del headers[name]
+                        self.logger.info("redirected to %s", location)
+                        wsuri = new
+                raise InvalidHandshake(f"more than {MAX_REDIRECTS} redirects")
         except TimeoutError as exc:
-            if connection is not None:
-                connection.abort()
             if deadline.expired():
                 raise ConnectTimeout(
                     f"timed out after {self.connect_timeout} s while opening the connection"
                 ) from exc
             raise
+
+    async def _connect_once(self, wsuri: WebSocketURI, headers: Headers) -> ClientProtocol:
+        loop = asyncio.get_running_loop()
+        kwargs = dict(self.kwargs)
+        if wsuri.secure:
+            kwargs["ssl"] = self.ssl or ssl_module.create_default_context()
+            kwargs["server_hostname"] = self.server_hostname or wsuri.host
+        elif self.ssl is not None:
+            raise ValueError("ssl= was given for a ws:// URI; use wss://")
+        if wsuri.username is not None and "Authorization" not in headers:
+            token = base64.b64encode(f"{wsuri.username}:{wsuri.password or ''}".encode())
+            headers = Headers(headers)
+            headers["Authorization"] = "Basic " + token.decode()
+        connection: ClientProtocol | None = None
+
+        def factory() -> ClientProtocol:
+            nonlocal connection
+            connection = ClientProtocol(wsuri, additional_headers=headers, **self.options)
+            return connection
+
+        try:
+            if self.path is not None:
+                await loop.create_unix_connection(factory, self.path, **kwargs)
+            elif self.sock is not None:
+                if wsuri.secure and self.server_hostname is None:
+                    kwargs["server_hostname"] = wsuri.host
+                await loop.create_connection(factory, sock=self.sock, **kwargs)
+            else:
+                host = kwargs.pop("host", wsuri.host)
+                port = kwargs.pop("port", wsuri.port)
+                await loop.create_connection(factory, host, port, **kwargs)
+            assert connection is not None
+            await connection.handshake()
         except BaseException:
             if connection is not None:
                 connection.abort()
@@ -273,3 +381,34 @@ class connect:
     ) -> None:
         assert self.connection is not None
         await self.connection.close()
+
+    async def __aiter__(self) -> AsyncIterator[ClientProtocol]:
+        if self.sock is not None:
+            raise ValueError("cannot reconnect with a given socket; give a host instead")
+        delays = self.backoff.delays()
+        while True:
+            try:
+                connection = await self._connect()
+            except Exception as exc:
+                if not retryable(exc):
+                    raise
+                delay = next(delays)
+                self.logger.info(
+                    "connect to %s failed: %s; retrying in %.1f s", self.uri, exc, delay
+                )
+                await asyncio.sleep(delay)
+                continue
+            try:
+                yield connection
+            finally:
+                await connection.close()
+            delays = self.backoff.delays()  # it worked: start the delays over
+            await asyncio.sleep(next(delays))
+
+
+def unix_connect(path: str, uri: str = "ws://localhost/", **kwargs: Any) -> connect:
+    """Like :func:`connect`, over the Unix socket ``path``; ``uri`` gives the
+    Host header and the request path."""
+    client = connect(uri, **kwargs)
+    client.path = path
+    return client

@@ -178,6 +178,15 @@ class Connection(asyncio.BufferedProtocol):
         return self.transport.get_extra_info("peername") if self.transport else None
 
     @property
+    def peer(self) -> str:
+        """The peer's address as ``host:port``, for logs."""
+        address = self.remote_address
+        if isinstance(address, tuple) and len(address) >= 2:
+            host, port = address[0], address[1]
+            return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+        return str(address or "unix socket")
+
+    @property
     def close_code(self) -> int | None:
         """The close code once the connection is closed (1006 without a close frame)."""
         return self._closed_exc().code if self._lost else None
@@ -505,6 +514,9 @@ class Connection(asyncio.BufferedProtocol):
                 self._handshake_failed()
                 return
             self._opened()
+        error = self.protocol.peer_error
+        if error is not None and previous is not State.CLOSING:
+            self.logger.warning("peer error on %s: closing with %s", self.peer, error)
         if state is State.CLOSING:
             self._arm_deadline()
         elif state is State.CLOSED and not self._lost:
@@ -523,6 +535,8 @@ class Connection(asyncio.BufferedProtocol):
     def _handshake_failed(self) -> None:
         exc = self.protocol.handshake_exc
         if exc is not None:
+            if self.protocol.side is Side.SERVER:
+                self.logger.warning("invalid opening handshake from %s: %s", self.peer, exc)
             self._fail_handshake_waiter(exc)
         if not self._lost:
             self._arm_deadline()

@@ -92,6 +92,13 @@ class Pong:
     payload: bytes
 
 
+def _closed_during_handshake() -> InvalidHandshake:
+    # EOFError as the cause marks it as transient: reconnecting may succeed.
+    exc = InvalidHandshake("connection closed during the opening handshake")
+    exc.__cause__ = EOFError()
+    return exc
+
+
 def _close(code: int, reason: str | None) -> Close:
     """A Close with our CloseCode where the code is a known one."""
     try:
@@ -140,6 +147,8 @@ class Protocol:
         self.close_rcvd: Close | None = None
         self.close_sent: Close | None = None
         self.close_rcvd_then_sent: bool | None = None
+        #: The close frame we sent because the peer broke a rule or a limit.
+        self.peer_error: Close | None = None
         #: Set while the write buffer is over its limit: automatic pongs are
         #: then held in :attr:`pong`, the latest replacing older ones (RFC
         #: 6455 5.5.3 allows answering only the most recent ping).
@@ -219,7 +228,7 @@ class Protocol:
             if self.response is not None:
                 self._finish_rejection()
             else:
-                self._fail_handshake(InvalidHandshake("connection closed during handshake"))
+                self._fail_handshake(_closed_during_handshake())
 
     def _accept_response(self, event: h11.InformationalResponse) -> None:
         assert self._h11 is not None
@@ -266,7 +275,7 @@ class Protocol:
             self.upgrade_error = _check_upgrade(self.request, event.http_version)
             return self.request
         if isinstance(event, h11.ConnectionClosed):
-            self._fail_handshake(InvalidHandshake("connection closed during handshake"))
+            self._fail_handshake(_closed_during_handshake())
         return None
 
     def accept(self, subprotocol: str | None = None, headers: HeadersLike | None = None) -> bytes:
@@ -376,7 +385,7 @@ class Protocol:
             self.receive_eof()
             self.next_event()  # lets a rejection whose body ends at EOF complete
         if self.state is State.CONNECTING:
-            self.handshake_exc = InvalidHandshake("connection lost during the opening handshake")
+            self.handshake_exc = _closed_during_handshake()
         self._h11 = None
         self.state = State.CLOSED
         self._events = None
@@ -412,7 +421,7 @@ class Protocol:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as exc:
                 if self._h11.their_state is h11.ERROR and self._h11_eof:
-                    error = InvalidHandshake("connection closed during the opening handshake")
+                    error = _closed_during_handshake()
                 else:
                     error = InvalidHandshake(f"invalid HTTP: {exc}")
                 status = exc.error_status_hint
@@ -471,6 +480,7 @@ class Protocol:
         self._discard_data = True
         if self.state is State.OPEN:
             self._out.append(self.send_close(CloseCode.MESSAGE_TOO_BIG, reason))
+            self.peer_error = self.close_sent
 
     def _on_ping(self, event: Ping) -> None:
         assert self._ws is not None
@@ -491,6 +501,7 @@ class Protocol:
             if event.code == CloseCode.MESSAGE_TOO_BIG:  # only our inflater says so
                 reason = f"message over {self.max_message_size} bytes once decompressed"
             self.fail(event.code, reason)
+            self.peer_error = _close(event.code, reason[:MAX_CLOSE_REASON])
             return
         self.close_rcvd = _close(event.code, event.reason)
         if self._ws.state is ConnectionState.REMOTE_CLOSING:

@@ -4,10 +4,14 @@ and :class:`ServerProtocol` (low level, for ``loop.create_server``)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hmac
+import inspect
 import logging
 import math
 import socket
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -17,19 +21,47 @@ from .exceptions import ConnectionClosed
 from .http import Request, Response
 from .protocol import Protocol, Side, State
 
-__all__ = ["Handler", "Server", "ServerProtocol", "serve"]
+__all__ = [
+    "Handler",
+    "ProcessRequest",
+    "SelectSubprotocol",
+    "Server",
+    "ServerProtocol",
+    "basic_auth",
+    "serve",
+    "unix_serve",
+]
 
 #: A connection handler: called with each open connection; when it returns,
 #: the connection is closed with 1000; when it raises, with 1011.
 Handler = Callable[["ServerProtocol"], Awaitable[None]]
 
+#: ``process_request(connection, request)``, sync or async: return a
+#: :class:`~websockets_lite.Response` to answer the request with it (health
+#: checks, 401, 403, redirects...), or ``None`` to go on with the handshake.
+#: Plain HTTP requests, without ``Upgrade: websocket``, reach it too.
+ProcessRequest = Callable[
+    ["ServerProtocol", Request], "Awaitable[Response | None] | Response | None"
+]
+
+#: ``select_subprotocol(connection, offered)``: return one of the offered
+#: subprotocols, ``None`` to go on without one, or a
+#: :class:`~websockets_lite.Response` to refuse the connection with it.
+SelectSubprotocol = Callable[["ServerProtocol", list[str]], "str | Response | None"]
+
 
 class ServerProtocol(Connection):
     """A server connection for ``loop.create_server``, without timeouts.
 
-    When the opening handshake request arrives it is answered (101, or an
-    HTTP error for an invalid request) and ``handler(connection)`` runs in a
-    task of its own::
+    When the opening handshake request arrives, the answer is decided in this
+    order: 503 if the server is shutting down or has ``max_connections``
+    open; ``process_request``'s response if it returns one (plain HTTP
+    requests reach it too); an HTTP error for an invalid upgrade request; 403
+    if ``origins`` is given and the request's ``Origin`` is not in it (put
+    ``None`` in it to allow requests without one); then the subprotocol is
+    chosen (``select_subprotocol``, or the first of ``subprotocols`` that the
+    client offers, or none) and the connection opens. ``handler(connection)``
+    then runs in a task of its own::
 
         server = await loop.create_server(
             lambda: ServerProtocol(handler), "127.0.0.1", 8765)
@@ -38,14 +70,18 @@ class ServerProtocol(Connection):
     and graceful shutdown.
     """
 
-    __slots__ = ("_connect_timer", "_task", "connect_timeout", "handler", "server",
-                 "subprotocols")
+    __slots__ = ("_connect_timer", "_task", "connect_timeout", "handler", "origins",
+                 "process_request", "select_subprotocol", "server", "subprotocols",
+                 "username")
 
     def __init__(
         self,
         handler: Handler,
         *,
         subprotocols: Sequence[str] | None = None,
+        select_subprotocol: SelectSubprotocol | None = None,
+        process_request: ProcessRequest | None = None,
+        origins: Sequence[str | None] | None = None,
         compression: str | None = "deflate",
         max_message_size: float = 2**20,
         max_fragments: float = 4096,
@@ -75,7 +111,12 @@ class ServerProtocol(Connection):
         )
         self.handler = handler
         self.subprotocols = list(subprotocols or ())
+        self.select_subprotocol = select_subprotocol
+        self.process_request = process_request
+        self.origins = None if origins is None else list(origins)
         self.connect_timeout = connect_timeout
+        #: Set by :func:`basic_auth` once the client authenticated.
+        self.username: str | None = None
         self.server = server
         self._task: asyncio.Task[None] | None = None
         self._connect_timer: asyncio.TimerHandle | None = None
@@ -101,20 +142,28 @@ class ServerProtocol(Connection):
 
     async def _run(self, request: Request) -> None:
         try:
-            if not self._answer(request):
-                return
+            response, subprotocol = await self._decide(request)
         except Exception:
             self.logger.exception("opening handshake failed")
-            self.abort()
+            response, subprotocol = Response(500, body="Internal server error.\n"), None
+        if self.state is not State.CONNECTING:
+            return  # the connection dropped meanwhile, or connect_timeout expired
+        if response is not None:
+            self.logger.info(
+                "answered %s %s with HTTP %d",
+                self.peer, request.path, response.status,
+            )
+            self._write(self.protocol.reject(response))
+            self._process()
             return
+        self._write(self.protocol.accept(subprotocol))
+        self._process()
         if self._connect_timer is not None:
             self._connect_timer.cancel()
             self._connect_timer = None
         if self.server is not None:
             self.server._opened(self)
-        self.logger.info(
-            "connection open: %s %s", _address(self.remote_address), request.path
-        )
+        self.logger.info("connection open: %s %s", self.peer, request.path)
         try:
             await self.handler(self)
         except ConnectionClosed:
@@ -125,39 +174,40 @@ class ServerProtocol(Connection):
         else:
             await self.close()
 
-    def _answer(self, request: Request) -> bool:
-        """Answer the handshake request; return whether the connection is open."""
-        protocol = self.protocol
-        if self.state is not State.CONNECTING:
-            return False  # the connection dropped meanwhile
-        response: Response | None = None
-        if self.server is not None and self.server.closing:
-            response = Response(503, body="The server is shutting down.\n")
-        elif protocol.upgrade_error is not None:
-            response = protocol.upgrade_error
-        if response is not None:
-            self.logger.info(
-                "answered %s with HTTP %d", _address(self.remote_address), response.status
-            )
-            self._write(protocol.reject(response))
-            self._process()
-            return False
-        self._write(protocol.accept(self._select_subprotocol(request)))
-        self._process()
-        return True
-
-    def _select_subprotocol(self, request: Request) -> str | None:
-        # The first of ours that the client offers; None when it offers none
-        # of them (as aiohttp and Node's ws do): a handler that needs one closes.
+    async def _decide(self, request: Request) -> tuple[Response | None, str | None]:
+        """Return the HTTP answer refusing the request, or ``None`` and the
+        subprotocol to accept it with."""
+        server = self.server
+        if server is not None:
+            if server.closing:
+                return Response(503, body="The server is shutting down.\n"), None
+            if server.max_connections is not None and len(server._open) >= server.max_connections:
+                return Response(503, body="Too many connections; try again later.\n"), None
+        if self.process_request is not None:
+            answer = self.process_request(self, request)
+            response = await answer if inspect.isawaitable(answer) else answer
+            if response is not None:
+                return response, None
+        if self.protocol.upgrade_error is not None:
+            return self.protocol.upgrade_error, None
+        if self.origins is not None and request.headers.get("Origin") not in self.origins:
+            return Response(403, body="Origin not allowed.\n"), None
         offered = [
             item.strip()
             for value in request.headers.get_all("Sec-WebSocket-Protocol")
             for item in value.split(",")
+            if item.strip()
         ]
-        for subprotocol in self.subprotocols:
-            if subprotocol in offered:
-                return subprotocol
-        return None
+        if self.select_subprotocol is not None:
+            chosen = self.select_subprotocol(self, offered)
+            if isinstance(chosen, Response):
+                return chosen, None
+            if chosen is not None and chosen not in offered:
+                raise ValueError(f"select_subprotocol chose {chosen!r}, which was not offered")
+            return None, chosen
+        # The first of ours that the client offers; None when it offers none
+        # of them (as aiohttp and Node's ws do): a handler that needs one closes.
+        return None, next((s for s in self.subprotocols if s in offered), None)
 
     def _connection_ended(self) -> None:
         if self._connect_timer is not None:
@@ -165,17 +215,10 @@ class ServerProtocol(Connection):
             self._connect_timer = None
         if self.protocol.opened:
             self.logger.info(
-                "connection closed: %s %s", _address(self.remote_address), self._closed_exc()
+                "connection closed: %s %s", self.peer, self._closed_exc()
             )
         if self.server is not None:
             self.server._ended(self)
-
-
-def _address(address: Any) -> str:
-    if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(address or "unix socket")
 
 
 class Server:
@@ -188,10 +231,16 @@ class Server:
     """
 
     def __init__(
-        self, handler: Handler, disconnect_timeout: float, options: dict[str, Any]
+        self,
+        handler: Handler,
+        disconnect_timeout: float,
+        max_connections: int | None,
+        options: dict[str, Any],
     ) -> None:
         self.handler = handler
         self.disconnect_timeout = disconnect_timeout
+        #: Open connections beyond which handshakes are answered with 503.
+        self.max_connections = max_connections
         self.options = options
         self.server: asyncio.Server | None = None
         self.closing = False
@@ -307,8 +356,12 @@ class serve:
     ``connect_timeout`` bounds the time from TCP accept to the handler being
     called (slow or silent clients are dropped and the handler never runs);
     ``disconnect_timeout`` bounds the closing handshake after the handler
-    returns; ``math.inf`` disables either. Other keyword arguments (``ssl``,
-    ``sock``, ``reuse_port``, ``backlog``...) go to ``loop.create_server``.
+    returns, and how long shutdown waits for handlers; ``math.inf`` disables
+    either. ``subprotocols``, ``select_subprotocol``, ``process_request`` and
+    ``origins`` decide the handshake as :class:`ServerProtocol` describes;
+    ``max_connections`` caps open connections (503 beyond). Other keyword
+    arguments (``ssl``, ``sock``, ``reuse_port``, ``backlog``...) go to
+    ``loop.create_server``.
     """
 
     def __init__(
@@ -318,6 +371,10 @@ class serve:
         port: int | None = None,
         *,
         subprotocols: Sequence[str] | None = None,
+        select_subprotocol: SelectSubprotocol | None = None,
+        process_request: ProcessRequest | None = None,
+        origins: Sequence[str | None] | None = None,
+        max_connections: int | None = None,
         compression: str | None = "deflate",
         message_queue_size: float = 1,
         max_message_size: float = 2**20,
@@ -333,10 +390,15 @@ class serve:
         self.handler = handler
         self.host = host
         self.port = port
+        self.path: str | None = None  # set by unix_serve()
         self.disconnect_timeout = disconnect_timeout
+        self.max_connections = max_connections
         self.kwargs = kwargs
         self.options: dict[str, Any] = dict(
             subprotocols=subprotocols,
+            select_subprotocol=select_subprotocol,
+            process_request=process_request,
+            origins=origins,
             compression=compression,
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
@@ -351,11 +413,16 @@ class serve:
         self.server: Server | None = None
 
     async def _create(self) -> Server:
-        server = Server(self.handler, self.disconnect_timeout, self.options)
+        server = Server(self.handler, self.disconnect_timeout, self.max_connections, self.options)
         loop = asyncio.get_running_loop()
-        server.server = await loop.create_server(
-            server._factory, self.host, self.port, **self.kwargs
-        )
+        if self.path is not None:
+            server.server = await loop.create_unix_server(
+                server._factory, self.path, **self.kwargs
+            )
+        else:
+            server.server = await loop.create_server(
+                server._factory, self.host, self.port, **self.kwargs
+            )
         return server
 
     def __await__(self) -> Generator[Any, None, Server]:
@@ -373,3 +440,65 @@ class serve:
     ) -> None:
         assert self.server is not None
         await self.server.__aexit__(exc_type, exc, tb)
+
+
+def unix_serve(handler: Handler, path: str | None = None, **kwargs: Any) -> serve:
+    """Like :func:`serve`, listening on the Unix socket ``path`` (or on the
+    socket given with ``sock=``)."""
+    server = serve(handler, **kwargs)
+    server.path = path
+    return server
+
+
+def basic_auth(
+    realm: str = "",
+    credentials: tuple[str, str] | Iterable[tuple[str, str]] | None = None,
+    check_credentials: Callable[[str, str], bool | Awaitable[bool]] | None = None,
+) -> ProcessRequest:
+    """Return a ``process_request`` that requires HTTP Basic authentication.
+
+    Give either ``credentials`` (one ``(username, password)`` pair or several)
+    or ``check_credentials(username, password)``, sync or async. A request
+    without valid credentials is answered with 401 and a ``WWW-Authenticate``
+    challenge; on success the handler finds the name in ``ws.username``.
+    Compose it with other checks by calling it from your own
+    ``process_request``.
+    """
+    if (credentials is None) == (check_credentials is None):
+        raise TypeError("give either credentials or check_credentials")
+    if credentials is not None:
+        pairs = [credentials] if isinstance(credentials, tuple) and isinstance(
+            credentials[0], str
+        ) else list(credentials)
+        table = {user.encode(): password.encode() for user, password in pairs}
+
+        def check(username: str, password: str) -> bool:
+            expected = table.get(username.encode())
+            return expected is not None and hmac.compare_digest(expected, password.encode())
+
+        check_credentials = check
+    assert check_credentials is not None
+    challenge = Response(
+        401,
+        [("WWW-Authenticate", f'Basic realm="{realm}", charset="UTF-8"')],
+        "Missing or invalid credentials.\n",
+    )
+
+    async def process_request(ws: ServerProtocol, request: Request) -> Response | None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(token, validate=True).decode()
+                username, sep, password = decoded.partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                sep = ""
+            if sep:
+                valid = check_credentials(username, password)
+                if inspect.isawaitable(valid):
+                    valid = await valid
+                if valid:
+                    ws.username = username
+                    return None
+        return challenge
+
+    return process_request
