@@ -257,6 +257,21 @@ class TestServer:
         with pytest.raises(OSError):
             await connect(f"ws://127.0.0.1:{port}")
 
+    async def test_close_without_closing_connections_waits_for_them(self):
+        server = await serve(echo, "127.0.0.1", 0, disconnect_timeout=0.05)
+        port = server.sockets[0].getsockname()[1]
+        ws = await connect(f"ws://127.0.0.1:{port}")
+        await until(lambda: server.connections)
+        server.close(close_connections=False)
+        closing = asyncio.create_task(server.wait_closed())
+        await asyncio.sleep(0.1)  # longer than disconnect_timeout: still open
+        await ws.send("still served")
+        assert await ws.recv() == "still served"
+        assert not closing.done()
+        await ws.close()
+        await asyncio.wait_for(closing, 5)
+        assert ws.close_code == 1000
+
     async def test_close_code_is_configurable(self):
         server = await serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]

@@ -147,6 +147,38 @@ class TestReconnect:
                 continue
         assert received == ["attempt 4", "attempt 5"]  # after a success, no refusal in between
 
+    async def test_backoff_starts_over_after_a_connection_that_worked(self, start_server):
+        attempts = 0
+
+        def flaky(ws, request):
+            nonlocal attempts
+            attempts += 1
+            return Response(503) if attempts in (1, 2, 4) else None
+
+        drawn: list[tuple[int, int]] = []
+
+        class Recording:
+            sequences = 0
+
+            def delays(self):
+                Recording.sequences += 1
+                sequence = Recording.sequences
+                for index in range(100):
+                    drawn.append((sequence, index))
+                    yield 0.001
+
+        server = await start_server(lambda ws: ws.close(), process_request=flaky)
+        connected = 0
+        async for ws in connect(server.uri, backoff=Recording()):
+            await ws.wait_closed()
+            connected += 1
+            if connected == 2:
+                break
+        assert attempts == 5
+        # Two failures, success, then the delays start over: the wait before
+        # reconnecting and the next failure draw from a new sequence.
+        assert drawn == [(1, 0), (1, 1), (2, 0), (2, 1)]
+
     async def test_connection_refused_is_retried(self):
         probe = socket.create_server(("127.0.0.1", 0))
         port = probe.getsockname()[1]

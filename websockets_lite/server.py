@@ -303,6 +303,8 @@ class Server:
             await asyncio.gather(
                 *(ws.close(code, reason) for ws in self._open), return_exceptions=True
             )
+        if not close_connections:
+            timeout = None  # connections end on their own, handlers with them
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=timeout)
             for task in pending:
