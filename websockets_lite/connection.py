@@ -291,6 +291,48 @@ class Connection(asyncio.BufferedProtocol):
 
     send_message = send
 
+    @property
+    def sending_fragments(self) -> bool:
+        """Whether a fragmented message is being sent: other messages wait."""
+        return self._fragmenting is not None
+
+    @property
+    def shares_frames(self) -> bool:
+        """Whether this connection sends exactly the bytes that
+        ``protocol.encode_frame()`` builds (server side, no compression), so
+        that one frame serves every such connection in a broadcast."""
+        return self.protocol.side is Side.SERVER and self.protocol.deflate is None
+
+    def send_nowait(self, message: DataLike, frame: bytes | None = None) -> bool:
+        """Send a complete message now if the connection can take it without
+        waiting, else send nothing and return ``False``: the fast path of
+        :func:`~websockets_lite.broadcast`.
+
+        It returns ``False`` when the connection is not open, is in the
+        middle of a fragmented message, or its write buffer would go above
+        ``write_limit`` (an empty buffer takes any message). ``frame`` is the
+        message already framed by ``encode_frame()``, used when
+        :attr:`shares_frames` is true.
+        """
+        if self.protocol.state is not State.OPEN or self._fragmenting is not None:
+            return False
+        if frame is not None and self.shares_frames:
+            size = len(frame)
+        else:
+            frame = None
+            size = len(message.encode()) if isinstance(message, str) else len(message)
+        buffered = self.transport.get_write_buffer_size()
+        if buffered and buffered + size > self.write_limit:
+            return False
+        if frame is None:
+            if isinstance(message, str):
+                frame = self.protocol.send_text(message)
+            else:
+                frame = self.protocol.send_binary(message)
+        self.messages_out += 1
+        self._write(frame)
+        return True
+
     async def _send_fragments(self, fragments: Fragments) -> None:
         # Each fragment goes out as soon as the iterable yields it, so a
         # producer can stream; an empty final frame ends the message.
@@ -361,18 +403,23 @@ class Connection(asyncio.BufferedProtocol):
         the TCP connection is aborted too. Raises ``ValueError`` for a code
         that may not be sent or a reason over 123 bytes.
         """
-        state = self.protocol.state
-        if state is State.OPEN:
-            data = self.protocol.send_close(code, reason)
-            self._write(data)
-            self._closing()
-        elif state is State.CONNECTING and self.transport is not None:
-            self.transport.abort()
+        self.close_nowait(code, reason)
         try:
             await self.wait_closed()
         except asyncio.CancelledError:
             self.abort()
             raise
+
+    def close_nowait(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake without waiting for its end (for code
+        that cannot await); :meth:`wait_closed` waits for it. The deadline
+        of ``disconnect_timeout`` applies as with :meth:`close`."""
+        state = self.protocol.state
+        if state is State.OPEN:
+            self._write(self.protocol.send_close(code, reason))
+            self._closing()
+        elif state is State.CONNECTING and self.transport is not None:
+            self.transport.abort()
 
     async def wait_closed(self) -> None:
         """Wait until the TCP connection is closed. Cancelling it is safe."""

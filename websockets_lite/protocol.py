@@ -27,6 +27,7 @@ import binascii
 import dataclasses
 import enum
 import math
+import struct
 import zlib
 from collections.abc import Iterator, Sequence
 
@@ -51,6 +52,7 @@ from .http import Headers, HeadersLike, Request, Response
 
 __all__ = [
     "Deflate",
+    "encode_frame",
     "MAX_BODY_SIZE",
     "MAX_HANDSHAKE_SIZE",
     "Pong",
@@ -90,6 +92,24 @@ class Pong:
     """A pong frame received from the peer."""
 
     payload: bytes
+
+
+def encode_frame(message: str | bytes | bytearray | memoryview) -> bytes:
+    """Frame a complete message as a server without compression sends it:
+    unmasked, no extension bits. These bytes are the same for every such
+    connection, so broadcast() builds them once."""
+    if isinstance(message, str):
+        payload, first = message.encode(), 0x81
+    else:
+        payload, first = bytes(message), 0x82
+    size = len(payload)
+    if size < 126:
+        header = bytes((first, size))
+    elif size < 65536:
+        header = struct.pack("!BBH", first, 126, size)
+    else:
+        header = struct.pack("!BBQ", first, 127, size)
+    return header + payload
 
 
 def _closed_during_handshake() -> InvalidHandshake:
