@@ -21,7 +21,8 @@ LAYERS = {
     "client": 4, "server": 4,
     "patterns": 5,
     "pubsub": 6,
-    "__main__": 7,
+    "chat": 7,
+    "__main__": 8,
 }
 
 

@@ -1,4 +1,4 @@
-"""The command line: ``python -m websockets_lite serve | connect URL``.
+"""The command line: ``python -m websockets_lite serve | connect URL | chat``.
 
 ``serve`` runs an echo server until SIGINT or SIGTERM, then shuts down
 gracefully (connections are closed with 1001). ``connect`` is an interactive
@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 
+from . import chat
 from .client import connect
 from .exceptions import ConnectionClosed, WebSocketError
 from .server import ServerProtocol, serve
@@ -123,11 +124,20 @@ def main(argv: list[str] | None = None) -> int:
         "connect", help="send lines from stdin, print messages received"
     )
     connect_parser.add_argument("url", help="ws:// or wss:// URL")
+    chat_parser = commands.add_parser("chat", help="run the chat demo: a web page and its rooms")
+    chat_parser.add_argument("--host", default="127.0.0.1")
+    chat_parser.add_argument("--port", type=int, default=8000)
+    chat_parser.add_argument("--redis", metavar="URL", help="share rooms through this Redis")
+    chat_parser.add_argument("--workers", type=int, default=1,
+                             help="processes on one port (needs --redis)")
+    chat_parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
             asyncio.run(run_server(args.host, args.port))
             return 0
+        if args.command == "chat":
+            return chat.main(args.host, args.port, args.redis, args.workers, args.reuse_port)
         return asyncio.run(run_client(args.url))
     except KeyboardInterrupt:
         return 130
