@@ -149,6 +149,24 @@ class TestOverWebSocket:
             await ws.close()
         assert await server.stop() == 0
 
+    async def test_workers_exit_when_their_parent_is_killed(self, chat, redis_server):
+        server = await chat("--redis", redis_server.url, "--workers", "2")
+        port = int(server.url.rsplit(":", 1)[1].strip("/"))
+        server.process.kill()  # no chance to stop its workers
+        await server.process.wait()
+
+        async def refused() -> bool:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                return True
+            writer.close()
+            return False
+
+        async with asyncio.timeout(15):
+            while not await refused():
+                await asyncio.sleep(0.05)
+
     async def test_workers_need_redis(self):
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "websockets_lite", "chat", "--workers", "2",

@@ -136,6 +136,22 @@ class TestHandshake:
         assert drain(server) == []
         assert server.data_to_send().startswith(b"HTTP/1.1 431 ")
 
+    def test_server_answers_a_complete_but_oversized_head_with_431(self):
+        # h11 alone bounds only incomplete heads: 129 short headers, or one
+        # header of 20 KB arriving at once, must be refused too.
+        for extra in (b"X-A: b\r\n" * 129, b"Cookie: " + b"c" * 20_000 + b"\r\n"):
+            server = Protocol(Side.SERVER)
+            server.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\n" + extra + b"\r\n")
+            assert drain(server) == []
+            assert server.data_to_send().startswith(b"HTTP/1.1 431 ")
+
+    def test_client_refuses_an_oversized_response_head(self):
+        client = Protocol(Side.CLIENT)
+        client.send_request("h", "/")
+        client.receive_data(b"HTTP/1.1 101 OK\r\n" + b"X-A: b\r\n" * 200 + b"\r\n")
+        drain(client)
+        assert "too large" in str(client.handshake_exc)
+
     @pytest.mark.parametrize(
         "request_bytes, status",
         [

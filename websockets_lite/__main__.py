@@ -130,14 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     chat_parser.add_argument("--redis", metavar="URL", help="share rooms through this Redis")
     chat_parser.add_argument("--workers", type=int, default=1,
                              help="processes on one port (needs --redis)")
-    chat_parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    chat_parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
             asyncio.run(run_server(args.host, args.port))
             return 0
         if args.command == "chat":
-            return chat.main(args.host, args.port, args.redis, args.workers, args.reuse_port)
+            return chat.main(args.host, args.port, args.redis, args.workers, args.worker)
         return asyncio.run(run_client(args.url))
     except KeyboardInterrupt:
         return 130

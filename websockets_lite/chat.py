@@ -19,7 +19,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.parse
+from collections.abc import Callable
 
 from .client import Backoff
 from .exceptions import ConnectionClosed
@@ -161,8 +163,17 @@ def make_handler(hub: Hub) -> Handler:
     return handler
 
 
-async def run(host: str, port: int, redis_url: str | None, reuse_port: bool) -> None:
-    """Serve the chat until SIGINT or SIGTERM."""
+def _watch_parent(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
+    # A worker's stdin is a pipe from its parent: EOF means the parent is
+    # gone, even if it was killed without a chance to stop its workers.
+    for _ in sys.stdin:
+        pass
+    loop.call_soon_threadsafe(stop)
+
+
+async def run(host: str, port: int, redis_url: str | None, worker: bool) -> None:
+    """Serve the chat until SIGINT or SIGTERM (or, for a worker, until its
+    parent process is gone)."""
     backend = None
     if redis_url is not None:
         from .pubsub.redis import RedisBackend
@@ -174,11 +185,13 @@ async def run(host: str, port: int, redis_url: str | None, reuse_port: bool) -> 
         port,
         process_request=process_request,
         max_message_size=MAX_MESSAGE,
-        reuse_port=reuse_port or None,
+        reuse_port=worker or None,
     ) as server:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, server.close)
+        if worker:
+            threading.Thread(target=_watch_parent, args=(loop, server.close), daemon=True).start()
         bound = server.sockets[0].getsockname()[1]
         shared = f" (rooms shared through {redis_url})" if redis_url else ""
         print(f"chat demo on http://{host}:{bound}/{shared}", flush=True)
@@ -193,9 +206,11 @@ def run_workers(host: str, port: int, redis_url: str, workers: int) -> int:
             probe.bind((host, 0))
             port = probe.getsockname()[1]
     command = [sys.executable, "-m", "websockets_lite", "chat", "--host", host,
-               "--port", str(port), "--redis", redis_url, "--reuse-port"]
-    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-                 for _ in range(workers)]
+               "--port", str(port), "--redis", redis_url, "--worker"]
+    processes = [
+        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(workers)
+    ]
 
     def stop(signum: int, frame: object) -> None:
         for process in processes:
@@ -212,11 +227,11 @@ def run_workers(host: str, port: int, redis_url: str, workers: int) -> int:
     return max(codes, key=abs)
 
 
-def main(host: str, port: int, redis_url: str | None, workers: int, reuse_port: bool) -> int:
+def main(host: str, port: int, redis_url: str | None, workers: int, worker: bool) -> int:
     if workers > 1:
         if redis_url is None:
             print("--workers needs --redis: workers share rooms through Redis", file=sys.stderr)
             return 2
         return run_workers(host, port, redis_url, workers)
-    asyncio.run(run(host, port, redis_url, reuse_port))
+    asyncio.run(run(host, port, redis_url, worker))
     return 0

@@ -61,9 +61,10 @@ __all__ = [
     "State",
 ]
 
-#: Largest opening handshake (request or response head) we parse; a server
-#: answers a larger one with 431.
+#: Largest opening handshake head (request or response) and most headers in
+#: it; a server answers a larger request with 431.
 MAX_HANDSHAKE_SIZE = 16 * 1024
+MAX_HEADERS = 128
 #: Largest body of a rejection response that a client keeps.
 MAX_BODY_SIZE = 64 * 1024
 #: Longest close reason that fits in a close frame (125 - 2 bytes of code).
@@ -252,6 +253,9 @@ class Protocol:
 
     def _accept_response(self, event: h11.InformationalResponse) -> None:
         assert self._h11 is not None
+        if _too_large(event):
+            self._fail_handshake(InvalidHandshake("response headers too large"))
+            return
         headers = _headers(event)
         self.response = Response(101, headers, reason=_reason(event))
         try:
@@ -289,6 +293,13 @@ class Protocol:
 
     def _server_handshake_event(self, event: object) -> Request | None:
         if isinstance(event, h11.Request):
+            if _too_large(event):
+                # h11 bounds only heads that are still incomplete.
+                self._fail_handshake(
+                    InvalidHandshake("request headers too large"),
+                    Response(431, body="Request headers too large.\n"),
+                )
+                return None
             self.request = Request(
                 event.target.decode("latin-1"), _headers(event), event.method.decode("latin-1")
             )
@@ -822,6 +833,12 @@ def _headers(event: h11.Request | h11.Response | h11.InformationalResponse) -> H
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, value in event.headers.raw_items()
     )
+
+
+def _too_large(event: h11.Request | h11.InformationalResponse) -> bool:
+    raw = event.headers.raw_items()
+    size = sum(len(name) + len(value) + 4 for name, value in raw)
+    return len(raw) > MAX_HEADERS or size > MAX_HANDSHAKE_SIZE
 
 
 def _reason(event: h11.Response | h11.InformationalResponse) -> str:

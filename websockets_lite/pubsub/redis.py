@@ -66,6 +66,7 @@ class RedisBackend:
         self._pubsub: Any = None
         self._listener: Listener | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def _client(self, retries: int) -> aioredis.Redis:
         return aioredis.Redis.from_url(
@@ -100,7 +101,7 @@ class RedisBackend:
     async def _listen(self, connected: asyncio.Future[None]) -> None:
         assert self._listener is not None
         delays = None
-        while True:
+        while not self._stopping:
             try:
                 self._pubsub = await self._connect()
                 if delays is not None:
@@ -112,6 +113,8 @@ class RedisBackend:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError, TimeoutError) as exc:
+                if self._stopping:
+                    return
                 if delays is None:
                     self._listener.lost(exc)
                     delays = self.backoff.delays()
@@ -129,7 +132,7 @@ class RedisBackend:
         assert self._listener is not None
         loop = asyncio.get_running_loop()
         heard = loop.time()
-        while True:
+        while not self._stopping:
             message = await pubsub.get_message(timeout=self.heartbeat)
             now = loop.time()
             if message is None:
@@ -166,10 +169,16 @@ class RedisBackend:
             raise BackendError(f"cannot publish to Redis: {exc}") from exc
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        self._stopping = True
+        task = self._task
+        if task is not None:
+            # redis-py can swallow a cancellation that races with its own read
+            # timeout: cancel until it takes (the flag ends the loop anyway).
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.1)
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                task.result()
             self._task = None
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
