@@ -89,7 +89,7 @@ class TestClientNegotiation:
     def respond(self, params: str) -> Protocol:
         client = Protocol(Side.CLIENT, compression="deflate")
         request = client.send_request("h", "/")
-        offer = b"permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+        offer = b"permessage-deflate; server_max_window_bits=12; client_max_window_bits\r\n"
         assert offer in request
         server = Protocol(Side.SERVER, compression=None)
         server.receive_data(request)
@@ -98,6 +98,11 @@ class TestClientNegotiation:
         client.receive_data(response)
         client.next_event()
         return client
+
+    @pytest.mark.parametrize("client_bits, used", [(15, 12), (10, 10), (9, 9)])
+    def test_client_window_is_the_smaller_of_ours_and_theirs(self, client_bits, used):
+        client = self.respond(f"permessage-deflate; client_max_window_bits={client_bits}")
+        assert client.opened and client.deflate.local_bits == used
 
     def test_accepted(self):
         client = self.respond(
@@ -178,7 +183,7 @@ class TestOverSockets:
         server = await start_server(handler)
         async with connect(server.uri) as ws:
             assert ws.protocol.deflate is not None
-            assert "client_max_window_bits=12" in ws.response.headers["Sec-WebSocket-Extensions"]
+            assert "server_max_window_bits=12" in ws.response.headers["Sec-WebSocket-Extensions"]
             await ws.send("repetitive " * 10_000)
             assert await ws.recv() == "repetitive " * 10_000
             assert ws.stats.bytes_out < 2_000

@@ -679,9 +679,10 @@ class Deflate(Extension):
     # Negotiation.
 
     def offer(self) -> str:
-        """Client side: our offer's parameters."""
-        bits = self.max_window_bits
-        return f"server_max_window_bits={bits}; client_max_window_bits={bits}"
+        """Client side: our offer's parameters. ``client_max_window_bits``
+        goes without a value: the server may then name any limit, and we
+        compress with at most our own ``max_window_bits`` anyway."""
+        return f"server_max_window_bits={self.max_window_bits}; client_max_window_bits"
 
     def finalize(self, params: list[tuple[str, str | None]]) -> None:  # type: ignore[override]
         """Client side: apply the server's response; ``ValueError`` if invalid."""
@@ -700,9 +701,7 @@ class Deflate(Extension):
                 if self.remote_bits > self.max_window_bits:
                     raise ValueError("server_max_window_bits above our offer")
             elif key == "client_max_window_bits":
-                self.local_bits = _window_bits(value)
-                if self.local_bits > self.max_window_bits:
-                    raise ValueError("client_max_window_bits above our offer")
+                self.local_bits = min(_window_bits(value), self.max_window_bits)
                 if self.local_bits == 8:
                     raise ValueError("zlib cannot compress with 8-bit windows")
             else:
