@@ -371,7 +371,12 @@ class Connection(asyncio.BufferedProtocol):
 
     async def ping(self, data: str | bytes | None = None) -> float:
         """Send a ping and return the round-trip time in seconds once the pong
-        arrives. A pong answers every earlier ping too (RFC 6455 5.5.3)."""
+        arrives. A pong answers every earlier ping too (RFC 6455 5.5.3).
+
+        The pong is read like any other frame: while messages wait unread
+        and reading is paused (see ``message_queue_size``), it waits behind
+        them. Cancelling ``ping()`` is safe.
+        """
         if self.protocol.state is not State.OPEN:
             await self._raise_closed()
         if data is None:

@@ -1,0 +1,242 @@
+"""Property-based fuzzing (hypothesis).
+
+- arbitrary bytes into the protocol layer, before and after the handshake;
+- valid streams of messages, pings and fragments, split at arbitrary points;
+- arbitrary sequences of API calls on a connection pair over a socket pair.
+
+Invariants: no exception escapes the protocol layer, every message sent is
+received exactly once and in order until a close, states only move forward,
+and the memory bound holds. The default run is short; for a longer one:
+
+    FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/test_fuzz.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import socket
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from websockets_lite import ClientProtocol, ConnectionClosed, ServerProtocol, State, memory_bound
+from websockets_lite.flow import READ_CHUNK
+from websockets_lite.protocol import Pong, Protocol, Side
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+MAX_SIZE = 1000
+
+
+def opened_pair(compression: str | None = None) -> tuple[Protocol, Protocol]:
+    client = Protocol(Side.CLIENT, max_message_size=MAX_SIZE, compression=compression)
+    server = Protocol(Side.SERVER, max_message_size=MAX_SIZE, compression=compression)
+    server.receive_data(client.send_request("h", "/"))
+    server.next_event()
+    client.receive_data(server.accept())
+    client.next_event()
+    return client, server
+
+
+def pull(protocol: Protocol) -> list[object]:
+    events = []
+    while (event := protocol.next_event()) is not None:
+        events.append(event)
+    return events
+
+
+@FUZZ
+@given(chunks=st.lists(st.binary(max_size=600), max_size=30), compression=st.sampled_from([None, "deflate"]))
+def test_arbitrary_bytes_after_the_handshake(chunks, compression):
+    _, server = opened_pair(compression)
+    previous = server.state
+    fed = 0
+    for chunk in chunks:
+        server.receive_data(chunk)  # must never raise
+        fed += len(chunk)
+        for event in pull(server):
+            assert isinstance(event, (str, bytes, Pong))
+            if isinstance(event, (str, bytes)):
+                size = len(event.encode()) if isinstance(event, str) else len(event)
+                assert size <= MAX_SIZE
+        server.data_to_send()
+        assert server.state >= previous  # only forward
+        previous = server.state
+        # Unparsed bytes, plus at most one message being assembled.
+        assert server.buffered_bytes() <= MAX_SIZE + len(chunk) + 14
+    server.receive_eof()
+    assert server.state is State.CLOSED
+
+
+@FUZZ
+@given(data=st.binary(max_size=3000), side=st.sampled_from([Side.SERVER, Side.CLIENT]))
+def test_arbitrary_bytes_during_the_handshake(data, side):
+    protocol = Protocol(side)
+    if side is Side.CLIENT:
+        protocol.send_request("h", "/")
+    for start in range(0, len(data), 97):
+        protocol.receive_data(data[start : start + 97])
+        pull(protocol)
+    protocol.receive_eof()
+    pull(protocol)
+    reply = protocol.data_to_send()
+    if side is Side.SERVER and protocol.state is State.CLOSED and protocol.request is None:
+        assert reply == b"" or reply.startswith(b"HTTP/1.1 4")
+
+
+text = st.text(max_size=200)
+binary = st.binary(max_size=400)
+message = st.one_of(text, binary)
+item = st.one_of(
+    st.tuples(st.just("message"), message),
+    st.tuples(st.just("fragments"), st.lists(text, min_size=1, max_size=5)),
+    st.tuples(st.just("fragments"), st.lists(binary, min_size=1, max_size=5)),
+    st.tuples(st.just("ping"), st.binary(max_size=125)),
+)
+
+
+@FUZZ
+@given(
+    items=st.lists(item, max_size=15),
+    cuts=st.lists(st.integers(min_value=0, max_value=20_000), max_size=20),
+    compression=st.sampled_from([None, "deflate"]),
+)
+def test_valid_streams_split_anywhere(items, cuts, compression):
+    client, server = opened_pair(compression)
+    stream = b""
+    expected: list[object] = []
+    pings = []
+    for kind, value in items:
+        if kind == "message":
+            stream += client.send_text(value) if isinstance(value, str) else client.send_binary(value)
+            expected.append(value)
+        elif kind == "fragments":
+            for index, part in enumerate(value):
+                stream += client.send_fragment(part, index == len(value) - 1)
+            expected.append(("" if isinstance(value[0], str) else b"").join(value))
+        else:
+            stream += client.send_ping(value)
+            pings.append(value)
+    received: list[object] = []
+    points = sorted({0, len(stream), *(cut % (len(stream) + 1) for cut in cuts)})
+    for start, end in zip(points, points[1:]):
+        server.receive_data(stream[start:end])
+        received += pull(server)
+    assert received == expected  # exactly once, in order
+    client.receive_data(server.data_to_send())
+    assert pull(client) == [Pong(payload) for payload in pings]
+
+
+operation = st.one_of(
+    st.tuples(st.just("send"), message),
+    st.tuples(st.just("send_fragments"), st.lists(text, min_size=1, max_size=4)),
+    st.just(("recv",)),
+    st.just(("recv_cancelled",)),
+    st.just(("ping",)),
+    st.just(("close",)),
+)
+
+
+async def run_operations(operations: list[tuple[object, ...]]) -> None:
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    recorded: list[object] = []
+    handler_done = asyncio.Event()
+
+    async def handler(ws: ServerProtocol) -> None:
+        # Record everything received, even once echoing fails after a close.
+        while True:
+            try:
+                data = await ws.recv()
+            except ConnectionClosed:
+                break
+            recorded.append(data)
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(data)
+        handler_done.set()
+
+    _, server = await loop.connect_accepted_socket(
+        lambda: ServerProtocol(handler, message_queue_size=2), theirs
+    )
+    _, client = await loop.create_connection(
+        lambda: ClientProtocol("ws://localhost/", message_queue_size=2), sock=ours
+    )
+    await client.handshake()
+    bound = memory_bound(2, 2**20, 2**16) - 2 * 2**20 + READ_CHUNK
+    sent: list[object] = []
+    echoed: list[object] = []
+    states = [client.state]
+    closed = False
+    for operation in operations:
+        kind = operation[0]
+        if kind in ("send", "send_fragments"):
+            payload = operation[1]
+            try:
+                await client.send(payload)
+            except ConnectionClosed:
+                assert closed
+                continue
+            assert not closed
+            sent.append(payload if kind == "send" else "".join(payload))  # type: ignore[arg-type]
+        elif kind == "recv" and len(echoed) < len(sent) and not closed:
+            async with asyncio.timeout(5):
+                echoed.append(await client.recv())
+        elif kind == "recv_cancelled":
+            task = asyncio.ensure_future(client.recv())
+            await asyncio.sleep(0)
+            task.cancel()
+            try:
+                echoed.append(await task)  # it may have completed first
+            except (asyncio.CancelledError, ConnectionClosed):
+                pass
+        elif kind == "ping" and not closed:
+            # A pong is read like any frame: echoes not consumed yet would
+            # keep it waiting (reading pauses when the queue is full).
+            async with asyncio.timeout(5):
+                while len(echoed) < len(sent):
+                    echoed.append(await client.recv())
+                assert await client.ping() >= 0
+        elif kind == "close":
+            await client.close()
+            closed = True
+        states.append(client.state)
+        assert client.stats.read_buffer_size <= bound
+        assert server.stats.read_buffer_size <= bound
+    if not closed:
+        # Read the echoes still on their way, then close.
+        async with asyncio.timeout(5):
+            while len(echoed) < len(sent):
+                echoed.append(await client.recv())
+        await client.close()
+    states.append(client.state)
+    assert states == sorted(states)  # states only move forward
+    # What is still queued was received before the close: deliver it.
+    while True:
+        try:
+            echoed.append(await client.recv())
+        except ConnectionClosed:
+            break
+    await asyncio.wait_for(handler_done.wait(), 5)
+    assert recorded == sent  # the server got every message exactly once, in order
+    assert echoed == sent[: len(echoed)]  # echoes in order, none twice, none invented
+    if not any(operation[0] == "close" for operation in operations):
+        assert echoed == sent
+    await server.wait_closed()
+
+
+@FUZZ
+@given(operations=st.lists(operation, max_size=25))
+def test_arbitrary_api_call_sequences(operations):
+    asyncio.run(run_operations(operations))
+
+
+def test_bound_used_above_is_the_documented_one():
+    assert memory_bound(2, 2**20, 2**16) - 2 * 2**20 + READ_CHUNK == (
+        2 * 2**20 + 2 * READ_CHUNK + 2**16
+    )
+    assert math.isinf(memory_bound(math.inf, 1, 1))
