@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import os
 import socket
@@ -51,7 +52,10 @@ def pull(protocol: Protocol) -> list[object]:
 
 
 @FUZZ
-@given(chunks=st.lists(st.binary(max_size=600), max_size=30), compression=st.sampled_from([None, "deflate"]))
+@given(
+    chunks=st.lists(st.binary(max_size=600), max_size=30),
+    compression=st.sampled_from([None, "deflate"]),
+)
 def test_arbitrary_bytes_after_the_handshake(chunks, compression):
     _, server = opened_pair(compression)
     previous = server.state
@@ -113,7 +117,8 @@ def test_valid_streams_split_anywhere(items, cuts, compression):
     pings = []
     for kind, value in items:
         if kind == "message":
-            stream += client.send_text(value) if isinstance(value, str) else client.send_binary(value)
+            send = client.send_text if isinstance(value, str) else client.send_binary
+            stream += send(value)
             expected.append(value)
         elif kind == "fragments":
             for index, part in enumerate(value):
@@ -124,7 +129,7 @@ def test_valid_streams_split_anywhere(items, cuts, compression):
             pings.append(value)
     received: list[object] = []
     points = sorted({0, len(stream), *(cut % (len(stream) + 1) for cut in cuts)})
-    for start, end in zip(points, points[1:]):
+    for start, end in itertools.pairwise(points):
         server.receive_data(stream[start:end])
         received += pull(server)
     assert received == expected  # exactly once, in order
@@ -190,10 +195,8 @@ async def run_operations(operations: list[tuple[object, ...]]) -> None:
             task = asyncio.ensure_future(client.recv())
             await asyncio.sleep(0)
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 echoed.append(await task)  # it may have completed first
-            except (asyncio.CancelledError, ConnectionClosed):
-                pass
         elif kind == "ping" and not closed:
             # A pong is read like any frame: echoes not consumed yet would
             # keep it waiting (reading pauses when the queue is full).
