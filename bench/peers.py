@@ -46,6 +46,7 @@ class Fanout:
     def __init__(self, broadcast: Callable[[list[Any], bytes], Any],
                  send_end: Callable[[Any], Awaitable[None]]) -> None:
         self.connections: list[Any] = []
+        self.task: asyncio.Future[None] | None = None
         self.broadcast = broadcast
         self.send_end = send_end
 
@@ -232,7 +233,12 @@ def connect_aiohttp(url: str) -> Any:
 def _wsproto_server_protocol(scenario: str, fanout: Fanout) -> Any:
     from wsproto import ConnectionType, WSConnection
     from wsproto.events import (
-        AcceptConnection, BytesMessage, CloseConnection, Ping, Request, TextMessage,
+        AcceptConnection,
+        BytesMessage,
+        CloseConnection,
+        Ping,
+        Request,
+        TextMessage,
     )
 
     class RawServer(asyncio.BufferedProtocol):
@@ -269,7 +275,7 @@ def _wsproto_server_protocol(scenario: str, fanout: Fanout) -> Any:
                         else:
                             self.count += 1
                     elif data == "go":
-                        asyncio.ensure_future(fanout.go())
+                        fanout.task = asyncio.ensure_future(fanout.go())
                 elif isinstance(event, Request):
                     out.append(conn.send(AcceptConnection()))
                     if mode(scenario) == "fanout":

@@ -38,7 +38,9 @@ QUICK = {"BENCH_RTT_SECONDS": "1", "BENCH_STREAM64": "10000", "BENCH_STREAM16K":
          "BENCH_CONNECT_SECONDS": "1", "BENCH_IDLE_CONNECTIONS": "300"}
 
 
-def start_server(library: str, scenario: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+def start_server(
+    library: str, scenario: str, env: dict[str, str]
+) -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen([sys.executable, PEERS, "server", library, scenario],
                                stdout=subprocess.PIPE, text=True, env=env)
     assert process.stdout is not None
@@ -134,7 +136,7 @@ def main() -> None:
         env.update(QUICK)
     if args.uvloop:
         env["BENCH_UVLOOP"] = "1"
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     values: dict[tuple[str, str], list[float]] = {}
@@ -153,8 +155,9 @@ def main() -> None:
 
     medians = {key: statistics.median(series) for key, series in values.items()}
     print()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-          f"{', uvloop' if args.uvloop else ''}; {args.runs} runs, medians; "
+    loop = ", uvloop" if args.uvloop else ""
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}{loop}; {args.runs} runs, medians; "
           f"{time.time() - started:.0f} s")
     others = [library for library in libraries if library != "websockets"]
     header = f"{'scenario':18} {'unit':16} {'websockets':>11} " + " ".join(
