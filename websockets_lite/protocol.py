@@ -27,23 +27,22 @@ import binascii
 import dataclasses
 import enum
 import math
+import os
 import struct
 import zlib
 from collections.abc import Iterator, Sequence
 
 import h11
-from wsproto.connection import Connection as WSConnection
-from wsproto.connection import ConnectionState, ConnectionType
-from wsproto.events import (
-    BytesMessage,
-    CloseConnection,
-    Event,
-    Ping,
-    TextMessage,
-)
-from wsproto.events import Pong as WSPong
 from wsproto.extensions import Extension
-from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
+from wsproto.frame_protocol import (
+    CloseReason,
+    Frame,
+    FrameDecoder,
+    FrameProtocol,
+    Opcode,
+    ParseFailed,
+    RsvBits,
+)
 from wsproto.utilities import generate_accept_token, generate_nonce
 
 from .close import Close, CloseCode
@@ -95,22 +94,57 @@ class Pong:
     payload: bytes
 
 
+_pack_medium = struct.Struct("!BBH").pack
+_pack_long = struct.Struct("!BBQ").pack
+_XOR_TABLES = [bytes(a ^ b for a in range(256)) for b in range(256)]
+
+try:  # an optional C accelerator: pip install websockets_lite[speedups]
+    from wsaccel.xormask import XorMaskerSimple as _Accelerated  # type: ignore[import-untyped, import-not-found, unused-ignore]
+except ImportError:  # pragma: no cover
+    _Accelerated = None
+
+
+def mask(payload: bytes, key: bytes) -> bytes:
+    """XOR ``payload`` with the 4-byte ``key`` repeated (RFC 6455 5.3)."""
+    size = len(payload)
+    if size < 256:
+        # Small payloads: one big-integer XOR beats every per-byte approach.
+        if not size:
+            return b""
+        repeated = (key * ((size >> 2) + 1))[:size]
+        xored = int.from_bytes(payload, "little") ^ int.from_bytes(repeated, "little")
+        return xored.to_bytes(size, "little")
+    if _Accelerated is not None:
+        return bytes(_Accelerated(key).process(payload))
+    # Larger payloads: one translate() per byte lane, about 500 MB/s.
+    data = bytearray(payload)
+    for lane in range(4):
+        data[lane::4] = data[lane::4].translate(_XOR_TABLES[key[lane]])
+    return bytes(data)
+
+
+def frame(first: int, payload: bytes, masked: bool) -> bytes:
+    """Serialize one frame: ``first`` is FIN, RSV and opcode; a client masks."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((first, size | 0x80)) if masked else bytes((first, size))
+    elif size < 65536:
+        header = _pack_medium(first, 126 | (0x80 if masked else 0), size)
+    else:
+        header = _pack_long(first, 127 | (0x80 if masked else 0), size)
+    if not masked:
+        return header + payload
+    key = os.urandom(4)
+    return header + key + mask(payload, key)
+
+
 def encode_frame(message: str | bytes | bytearray | memoryview) -> bytes:
     """Frame a complete message as a server without compression sends it:
     unmasked, no extension bits. These bytes are the same for every such
     connection, so broadcast() builds them once."""
     if isinstance(message, str):
-        payload, first = message.encode(), 0x81
-    else:
-        payload, first = bytes(message), 0x82
-    size = len(payload)
-    if size < 126:
-        header = bytes((first, size))
-    elif size < 65536:
-        header = struct.pack("!BBH", first, 126, size)
-    else:
-        header = struct.pack("!BBQ", first, 127, size)
-    return header + payload
+        return frame(0x81, message.encode(), False)
+    return frame(0x82, bytes(message), False)
 
 
 def _closed_during_handshake() -> InvalidHandshake:
@@ -118,6 +152,17 @@ def _closed_during_handshake() -> InvalidHandshake:
     exc = InvalidHandshake("connection closed during the opening handshake")
     exc.__cause__ = EOFError()
     return exc
+
+
+_TEXT, _BINARY, _PING, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG
+
+
+def _truncate(reason: str) -> str:
+    """Cut a close reason to 123 bytes of UTF-8, on a character boundary."""
+    encoded = reason.encode()
+    if len(encoded) <= MAX_CLOSE_REASON:
+        return reason
+    return encoded[:MAX_CLOSE_REASON].decode(errors="ignore")
 
 
 def _close(code: int, reason: str | None) -> Close:
@@ -187,8 +232,11 @@ class Protocol:
         self._nonce = b""
         self._offered: Sequence[str] = ()
         self._reject_body: bytearray | None = None
-        self._ws: WSConnection | None = None
-        self._events: Iterator[Event] | None = None
+        # wsproto's frame layer: parser, UTF-8 decoder, close validation and
+        # extension hooks. Its Connection wrapper is not used: we keep the
+        # state here, and parse errors come out as ParseFailed.
+        self._proto: FrameProtocol | None = None
+        self._parser: Iterator[Frame] | None = None
         self._out: list[bytes] = []
         self._pong_bytes = 0
         # The message being assembled, as UTF-8 bytes for text: its length is
@@ -197,6 +245,10 @@ class Protocol:
         self._partial_text = False
         self._frames = 0
         self._discard_data = False
+        self._own_framing = False
+        self._masked = side is Side.CLIENT
+        # wsproto's buffer of bytes not parsed yet, when we can see it.
+        self._unparsed: bytearray | None = None
 
     # Opening handshake, client side.
 
@@ -379,9 +431,15 @@ class Protocol:
         self._h11 = None
 
     def _open(self, trailing: bytes) -> None:
-        side = ConnectionType.CLIENT if self.side is Side.CLIENT else ConnectionType.SERVER
-        self._ws = WSConnection(side, [self.deflate] if self.deflate else [])
+        extensions: list[Extension] = [self.deflate] if self.deflate else []
+        self._proto = FrameProtocol(self.side is Side.CLIENT, extensions)
+        decoder = getattr(self._proto, "_frame_decoder", None)
+        self._unparsed = getattr(getattr(decoder, "buffer", None), "buffer", None)
         self._offer = None
+        # Complete uncompressed messages are framed here with struct and a
+        # fast mask, not by wsproto: the same bytes, several times faster.
+        self._own_framing = self.deflate is None
+        self._masked = self.side is Side.CLIENT
         self._h11 = None
         self.opened = True
         self.state = State.OPEN
@@ -393,13 +451,11 @@ class Protocol:
         if self._h11 is not None:
             self._h11.receive_data(bytes(data))
         elif (
-            self._ws is not None
-            and self.state is not State.CLOSED
-            and self._ws.state is not ConnectionState.CLOSED
+            self._proto is not None and self.state is not State.CLOSED and self.close_rcvd is None
         ):
-            self._ws.receive_data(data)  # type: ignore[arg-type]  # memoryview works
-            if self._events is None:
-                self._events = self._ws.events()
+            self._proto.receive_bytes(data)  # type: ignore[arg-type]  # memoryview works
+            if self._parser is None:
+                self._parser = self._proto.received_frames()
 
     def receive_eof(self) -> None:
         """Tell that the peer closed its side of the TCP connection."""
@@ -408,7 +464,7 @@ class Protocol:
             self._h11.receive_data(b"")
         else:
             self.state = State.CLOSED
-            self._events = None
+            self._parser = None
 
     def lost(self) -> None:
         """Tell that the TCP connection is gone, whatever the state."""
@@ -419,7 +475,7 @@ class Protocol:
             self.handshake_exc = _closed_during_handshake()
         self._h11 = None
         self.state = State.CLOSED
-        self._events = None
+        self._parser = None
         self._partial = None
 
     def next_event(self) -> str | bytes | Pong | Request | None:
@@ -428,22 +484,34 @@ class Protocol:
             request = self._next_handshake_event()
             if request is not None or self._h11 is not None:
                 return request
-        events = self._events
-        if events is None:
+        frames = self._parser
+        if frames is None:
             return None
-        for event in events:
-            cls = type(event)
-            if cls is TextMessage or cls is BytesMessage:
-                message = self._assemble(event)  # type: ignore[arg-type]
-                if message is not None:
-                    return message
-            elif cls is Ping:
-                self._on_ping(event)  # type: ignore[arg-type]
-            elif cls is WSPong:
-                return Pong(event.payload)  # type: ignore[attr-defined]
-            elif cls is CloseConnection:
-                self._on_close(event)  # type: ignore[arg-type]
-        self._events = None
+        try:
+            for frame_ in frames:
+                opcode = frame_.opcode
+                if opcode is _TEXT or opcode is _BINARY:
+                    message = self._assemble(frame_)
+                    if message is not None:
+                        if not self._unparsed:
+                            # Nothing left to parse: resuming the parser would
+                            # only find that out, at the cost of a parse attempt.
+                            self._parser = None
+                        return message
+                elif opcode is _PING:
+                    self._on_ping(frame_.payload)  # type: ignore[arg-type]
+                elif opcode is _PONG:
+                    return Pong(bytes(frame_.payload))  # type: ignore[arg-type]
+                else:
+                    self._on_close(*frame_.payload)
+        except ParseFailed as exc:
+            # RFC 6455 7.1.7: fail the connection. Only our inflater says 1009.
+            reason = str(exc)
+            if exc.code == CloseReason.MESSAGE_TOO_BIG:
+                reason = f"message over {self.max_message_size} bytes once decompressed"
+            self.fail(exc.code, reason)
+            self.peer_error = self.close_sent or _close(exc.code, _truncate(reason))
+        self._parser = None
         return None
 
     def _next_handshake_event(self) -> Request | None:
@@ -469,10 +537,10 @@ class Protocol:
                 self._client_handshake_event(event)
         return None
 
-    def _assemble(self, event: TextMessage | BytesMessage) -> str | bytes | None:
+    def _assemble(self, event: Frame) -> str | bytes | None:
         if self._discard_data:
             return None
-        data: str | bytes = event.data  # type: ignore[assignment]  # never a bytearray
+        data: str | bytes = event.payload  # type: ignore[assignment]  # str or bytes here
         if event.message_finished and self._partial is None:
             # The whole message arrived in one piece: the common, fast case.
             if isinstance(data, bytes) or data.isascii():
@@ -513,71 +581,69 @@ class Protocol:
             self._out.append(self.send_close(CloseCode.MESSAGE_TOO_BIG, reason))
             self.peer_error = self.close_sent
 
-    def _on_ping(self, event: Ping) -> None:
-        assert self._ws is not None
-        if self._ws.state is ConnectionState.OPEN:
-            pong = self._ws.send(event.response())
+    def _on_ping(self, payload: bytes) -> None:
+        if self.close_sent is None:  # after our close frame, nothing else goes out
+            pong = frame(0x8A, bytes(payload), self._masked)
             if self.hold_pongs or self._pong_bytes >= MAX_PONG_BYTES:
                 self.pong = pong
             else:
                 self._out.append(pong)
                 self._pong_bytes += len(pong)
 
-    def _on_close(self, event: CloseConnection) -> None:
-        assert self._ws is not None
-        if self._ws.state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING):
-            # wsproto reports a parse error as a CloseConnection event without
-            # a state change: fail the connection (RFC 6455 7.1.7).
-            reason = event.reason or ""
-            if event.code == CloseCode.MESSAGE_TOO_BIG:  # only our inflater says so
-                reason = f"message over {self.max_message_size} bytes once decompressed"
-            self.fail(event.code, reason)
-            self.peer_error = _close(event.code, reason[:MAX_CLOSE_REASON])
-            return
-        self.close_rcvd = _close(event.code, event.reason)
-        if self._ws.state is ConnectionState.REMOTE_CLOSING:
+    def _on_close(self, code: int, reason: str) -> None:
+        self.close_rcvd = _close(code, reason)
+        if self.close_sent is None:
             # Echo the peer's close frame (RFC 6455 5.5.1).
             self.pong = None
-            self._out.append(self._ws.send(event.response()))
+            self._out.append(self._close_frame(code, reason))
             self.close_sent = self.close_rcvd
             self.close_rcvd_then_sent = True
         else:
             self.close_rcvd_then_sent = False
         self.state = State.CLOSED
         self._partial = None
+        self._parser = None
 
     def fail(self, code: int, reason: str = "") -> None:
         """Fail the connection (RFC 6455 7.1.7): send a close frame if none was
         sent, and stop processing anything the peer sends."""
         if self.state is State.OPEN:
-            self._out.append(self.send_close(code, reason[:MAX_CLOSE_REASON]))
+            self._out.append(self.send_close(code, _truncate(reason)))
         self.state = State.CLOSED
-        self._events = None
+        self._parser = None
         self._partial = None
 
     # Sending, once open. The connection layer checks that the state is OPEN.
 
     def send_text(self, data: str) -> bytes:
-        assert self._ws is not None
-        return self._ws.send(TextMessage(data=data))
+        """Return the frame of a complete text message."""
+        if self._own_framing:
+            return frame(0x81, data.encode(), self._masked)
+        assert self._proto is not None
+        return bytes(self._proto.send_data(data))
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> bytes:
-        assert self._ws is not None
-        return self._ws.send(BytesMessage(data=data))  # type: ignore[arg-type]
+        """Return the frame of a complete binary message."""
+        if self._own_framing:
+            return frame(0x82, bytes(data), self._masked)
+        assert self._proto is not None
+        return bytes(self._proto.send_data(bytes(data)))
 
     def send_fragment(self, data: str | bytes | bytearray | memoryview, fin: bool) -> bytes:
         """Return one frame of a fragmented message; ``fin`` marks the last one.
 
         Raises ``TypeError`` when text and binary fragments are mixed.
         """
-        assert self._ws is not None
-        if isinstance(data, str):
-            return self._ws.send(TextMessage(data=data, message_finished=fin))
-        return self._ws.send(BytesMessage(data=data, message_finished=fin))  # type: ignore[arg-type]
+        assert self._proto is not None
+        # Through wsproto, which tracks the message in progress; complete
+        # messages wait for it at the connection layer.
+        self._own_framing = fin and self.deflate is None
+        if not isinstance(data, str):
+            data = bytes(data)
+        return bytes(self._proto.send_data(data, fin))
 
     def send_ping(self, payload: bytes) -> bytes:
-        assert self._ws is not None
-        return self._ws.send(Ping(payload=payload))
+        return frame(0x89, payload, self._masked)
 
     def send_close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> bytes:
         """Return the close frame to write and move to ``CLOSING``.
@@ -585,7 +651,7 @@ class Protocol:
         Raises ``ValueError`` for a code that may not be sent or a reason
         longer than 123 bytes in UTF-8.
         """
-        assert self._ws is not None and self.state is State.OPEN
+        assert self._proto is not None and self.state is State.OPEN
         if not _valid_close_code(code):
             raise ValueError(f"invalid close code: {code}")
         if len(reason.encode()) > MAX_CLOSE_REASON:
@@ -593,14 +659,20 @@ class Protocol:
         self.pong = None
         self.close_sent = _close(code, reason)
         self.state = State.CLOSING
-        return self._ws.send(CloseConnection(code=code, reason=reason))
+        return self._close_frame(code, reason)
+
+    def _close_frame(self, code: int, reason: str) -> bytes:
+        # 1005 means "no code": its close frame is empty (RFC 6455 7.1.5).
+        if code == CloseCode.NO_STATUS_RCVD:
+            return frame(0x88, b"", self._masked)
+        return frame(0x88, code.to_bytes(2, "big") + reason.encode(), self._masked)
 
     def buffered_bytes(self) -> int:
         """Bytes received and still held: the message being assembled plus
         the bytes wsproto has not parsed yet (the read-side bound's share)."""
         size = len(self._partial) if self._partial is not None else 0
-        if self._ws is not None:
-            size += len(self._ws._proto._frame_decoder.buffer)
+        if self._unparsed is not None:
+            size += len(self._unparsed)
         return size
 
     def data_to_send(self) -> bytes:
