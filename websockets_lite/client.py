@@ -20,7 +20,7 @@ from typing import Any
 from .connection import Connection, default_logger
 from .exceptions import ConnectTimeout, InvalidHandshake, InvalidStatus, InvalidURI
 from .http import Headers, HeadersLike
-from .protocol import Protocol, Side
+from .protocol import Protocol, Side, State
 
 __all__ = [
     "USER_AGENT",
@@ -146,7 +146,6 @@ class ClientProtocol(Connection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._handshake_waiter = self.loop.create_future()
         host, path, subprotocols, headers = self._request_args
         self._write(
             self.protocol.send_request(host, path, subprotocols=subprotocols, headers=headers)
@@ -159,8 +158,17 @@ class ClientProtocol(Connection):
         other than 101, :exc:`~websockets_lite.InvalidHandshake` when its
         answer is malformed or the connection drops. Cancelling it is safe.
         """
-        assert self._handshake_waiter is not None, "the connection is not made yet"
-        await asyncio.shield(self._handshake_waiter)
+        protocol = self.protocol
+        while not protocol.opened:
+            if protocol.state is State.CLOSED or self._lost:
+                if protocol.handshake_exc is not None:
+                    raise protocol.handshake_exc
+                raise InvalidHandshake("connection lost during the opening handshake") from (
+                    self._lost_exc
+                )
+            if self._handshake_waiters is None:
+                self._handshake_waiters = []
+            await self._wait(self._handshake_waiters)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import inspect
 import logging
 import math
 import socket
-from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -135,48 +135,41 @@ class ServerProtocol(Connection):
         self.abort()
 
     def _on_request(self, request: Request) -> None:
-        self._read_flow.pause_reading()
-        self._task = self.loop.create_task(self._run(request))
+        # Answered right here, in the read callback, unless process_request
+        # is async: the 101 goes out without waiting for a loop iteration.
+        try:
+            decision = self._decide(request)
+        except Exception:
+            self.logger.exception("opening handshake failed")
+            decision = Response(500, body="Internal server error.\n"), None
+        if isinstance(decision, tuple):
+            self._answer(request, *decision)
+        else:
+            self._read_flow.pause_reading()
+            self._start(self._decide_later(request, decision))
+
+    def _start(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        self._task = self.loop.create_task(coroutine)
         if self.server is not None:
             self.server._started(self._task)
 
-    async def _run(self, request: Request) -> None:
+    async def _decide_later(self, request: Request, answer: Awaitable[Response | None]) -> None:
         try:
-            response, subprotocol = await self._decide(request)
+            response = await answer
+            decision = (response, None) if response is not None else self._negotiate(request)
         except Exception:
             self.logger.exception("opening handshake failed")
-            response, subprotocol = Response(500, body="Internal server error.\n"), None
-        if self.state is not State.CONNECTING:
-            return  # the connection dropped meanwhile, or connect_timeout expired
-        if response is not None:
-            self.logger.info(
-                "answered %s %s with HTTP %d",
-                self.peer, request.path, response.status,
-            )
-            self._write(self.protocol.reject(response))
+            decision = Response(500, body="Internal server error.\n"), None
+        if self.state is State.CONNECTING:  # else it dropped, or connect_timeout expired
+            self._answer(request, *decision)
             self._process()
-            return
-        self._write(self.protocol.accept(subprotocol))
-        self._process()
-        if self._connect_timer is not None:
-            self._connect_timer.cancel()
-            self._connect_timer = None
-        if self.server is not None:
-            self.server._opened(self)
-        self.logger.info("connection open: %s %s", self.peer, request.path)
-        try:
-            await self.handler(self)
-        except ConnectionClosed:
-            await self.wait_closed()
-        except Exception:
-            self.logger.error("connection handler failed", exc_info=True)
-            await self.close(CloseCode.INTERNAL_ERROR, "internal error")
-        else:
-            await self.close()
 
-    async def _decide(self, request: Request) -> tuple[Response | None, str | None]:
+    def _decide(
+        self, request: Request
+    ) -> tuple[Response | None, str | None] | Awaitable[Response | None]:
         """Return the HTTP answer refusing the request, or ``None`` and the
-        subprotocol to accept it with."""
+        subprotocol to accept it with; or what an async process_request
+        returned, to await before deciding."""
         server = self.server
         if server is not None:
             if server.closing:
@@ -185,9 +178,13 @@ class ServerProtocol(Connection):
                 return Response(503, body="Too many connections; try again later.\n"), None
         if self.process_request is not None:
             answer = self.process_request(self, request)
-            response = await answer if inspect.isawaitable(answer) else answer
-            if response is not None:
-                return response, None
+            if inspect.isawaitable(answer):
+                return answer
+            if answer is not None:
+                return answer, None
+        return self._negotiate(request)
+
+    def _negotiate(self, request: Request) -> tuple[Response | None, str | None]:
         if self.protocol.upgrade_error is not None:
             return self.protocol.upgrade_error, None
         if self.origins is not None and request.headers.get("Origin") not in self.origins:
@@ -209,14 +206,47 @@ class ServerProtocol(Connection):
         # of them (as aiohttp and Node's ws do): a handler that needs one closes.
         return None, next((s for s in self.subprotocols if s in offered), None)
 
+    def _answer(self, request: Request, response: Response | None, subprotocol: str | None) -> None:
+        """Write the answer: a refusal, or the 101 (the connection's state
+        change then starts the handler, in :meth:`_opened`)."""
+        if response is not None:
+            if self.logger.isEnabledFor(logging.INFO):
+                self.logger.info(
+                    "answered %s %s with HTTP %d", self.peer, request.path, response.status
+                )
+            self._write(self.protocol.reject(response))
+        else:
+            self._write(self.protocol.accept(subprotocol))
+
+    def _opened(self) -> None:
+        super()._opened()
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+        if self.server is not None:
+            self.server._opened(self)
+        if self.logger.isEnabledFor(logging.INFO):
+            assert self.request is not None
+            self.logger.info("connection open: %s %s", self.peer, self.request.path)
+        self._start(self._run_handler())
+
+    async def _run_handler(self) -> None:
+        try:
+            await self.handler(self)
+        except ConnectionClosed:
+            await self.wait_closed()
+        except Exception:
+            self.logger.error("connection handler failed", exc_info=True)
+            await self.close(CloseCode.INTERNAL_ERROR, "internal error")
+        else:
+            await self.close()
+
     def _connection_ended(self) -> None:
         if self._connect_timer is not None:
             self._connect_timer.cancel()
             self._connect_timer = None
-        if self.protocol.opened:
-            self.logger.info(
-                "connection closed: %s %s", self.peer, self._closed_exc()
-            )
+        if self.protocol.opened and self.logger.isEnabledFor(logging.INFO):
+            self.logger.info("connection closed: %s %s", self.peer, self._closed_exc())
         if self.server is not None:
             self.server._ended(self)
 
