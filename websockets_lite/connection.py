@@ -28,6 +28,7 @@ import math
 import os
 import threading
 import uuid
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -52,6 +53,42 @@ class _ReadBuffer(threading.local):
 
 
 _read_buffer = _ReadBuffer()
+
+
+class _Flusher:
+    """Writes the frames that ``send_nowait()`` corked, once per loop
+    iteration: a burst of broadcasts costs one write per connection."""
+
+    __slots__ = ("loop", "pending", "scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending: list[Connection] = []
+        self.scheduled = False
+
+    def add(self, connection: Connection) -> None:
+        self.pending.append(connection)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        pending, self.pending = self.pending, []
+        for connection in pending:
+            connection._uncork()
+
+
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
+    flusher = _flushers.get(loop)
+    if flusher is None:
+        flusher = _flushers[loop] = _Flusher(loop)
+    return flusher
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -89,11 +126,37 @@ class Connection(asyncio.BufferedProtocol):
     """
 
     __slots__ = (
-        "_closed_waiters", "_deadline", "_fragmenting", "_handshake_waiters", "_id",
-        "_keepalive", "_lost", "_lost_exc", "_pings", "_read_flow", "_recv_waiter", "_seen_state",
-        "_stalled", "_write_flow", "broadcasts_skipped", "bytes_in", "bytes_out",
-        "disconnect_timeout", "latency", "logger", "loop", "messages_in", "messages_out",
-        "ping_interval", "ping_timeout", "protocol", "transport", "write_limit",
+        "_closed_waiters",
+        "_cork",
+        "_cork_size",
+        "_deadline",
+        "_fragmenting",
+        "_handshake_waiters",
+        "_id",
+        "_keepalive",
+        "_lost",
+        "_lost_exc",
+        "_pings",
+        "_read_flow",
+        "_recv_waiter",
+        "_seen_state",
+        "_stalled",
+        "_write_flow",
+        "broadcasts_skipped",
+        "bytes_in",
+        "bytes_out",
+        "disconnect_timeout",
+        "latency",
+        "logger",
+        "loop",
+        "messages_in",
+        "messages_out",
+        "ping_interval",
+        "ping_timeout",
+        "protocol",
+        "shares_frames",
+        "transport",
+        "write_limit",
     )
 
     def __init__(
@@ -136,6 +199,13 @@ class Connection(asyncio.BufferedProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._lost = False
         self._lost_exc: Exception | None = None
+        #: Whether this connection sends exactly the bytes that
+        #: ``protocol.encode_frame()`` builds (server side, no compression),
+        #: so that one frame serves every such connection in a broadcast.
+        self.shares_frames = False
+        # Frames written by send_nowait() and not yet handed to the transport.
+        self._cork: list[bytes] | None = None
+        self._cork_size = 0
 
     # Attributes.
 
@@ -212,7 +282,9 @@ class Connection(asyncio.BufferedProtocol):
                 for m in self._read_flow.messages
             ) + self.protocol.buffered_bytes(),
             write_buffer_size=(
-                self.transport.get_write_buffer_size() if self.transport and not self._lost else 0
+                self.transport.get_write_buffer_size() + self._cork_size
+                if self.transport and not self._lost
+                else 0
             ),
             read_paused=self._stalled,
             read_paused_seconds=self._read_flow.paused_seconds(),
@@ -298,13 +370,6 @@ class Connection(asyncio.BufferedProtocol):
         """Whether a fragmented message is being sent: other messages wait."""
         return self._fragmenting is not None
 
-    @property
-    def shares_frames(self) -> bool:
-        """Whether this connection sends exactly the bytes that
-        ``protocol.encode_frame()`` builds (server side, no compression), so
-        that one frame serves every such connection in a broadcast."""
-        return self.protocol.side is Side.SERVER and self.protocol.deflate is None
-
     def send_nowait(self, message: DataLike, frame: bytes | None = None) -> bool:
         """Send a complete message now if the connection can take it without
         waiting, else send nothing and return ``False``: the fast path of
@@ -314,7 +379,9 @@ class Connection(asyncio.BufferedProtocol):
         middle of a fragmented message, or its write buffer would go above
         ``write_limit`` (an empty buffer takes any message). ``frame`` is the
         message already framed by ``encode_frame()``, used when
-        :attr:`shares_frames` is true.
+        :attr:`shares_frames` is true. The frame reaches the transport at the
+        end of the current loop iteration, in one write with the others sent
+        this way meanwhile; any other write on the connection goes after it.
         """
         if self.protocol.state is not State.OPEN or self._fragmenting is not None:
             return False
@@ -323,7 +390,7 @@ class Connection(asyncio.BufferedProtocol):
         else:
             frame = None
             size = len(message.encode()) if isinstance(message, str) else len(message)
-        buffered = self.transport.get_write_buffer_size()
+        buffered = self.transport.get_write_buffer_size() + self._cork_size
         if buffered and buffered + size > self.write_limit:
             return False
         if frame is None:
@@ -332,8 +399,23 @@ class Connection(asyncio.BufferedProtocol):
             else:
                 frame = self.protocol.send_binary(message)
         self.messages_out += 1
-        self._write(frame)
+        self._cork_size += len(frame)
+        if self._cork is None:
+            self._cork = [frame]
+            _flusher(self.loop).add(self)
+        else:
+            self._cork.append(frame)
         return True
+
+    def _uncork(self) -> None:
+        cork = self._cork
+        if cork is not None:
+            self._cork = None
+            self._cork_size = 0
+            if not self._lost:
+                data = cork[0] if len(cork) == 1 else b"".join(cork)
+                self.bytes_out += len(data)
+                self.transport.write(data)
 
     async def _send_fragments(self, fragments: Fragments) -> None:
         # Each fragment goes out as soon as the iterable yields it, so a
@@ -461,6 +543,8 @@ class Connection(asyncio.BufferedProtocol):
     # Internals: writing and closing.
 
     def _write(self, data: bytes) -> None:
+        if self._cork is not None:
+            self._uncork()  # what send_nowait() corked goes first
         self.bytes_out += len(data)
         self.transport.write(data)
 
@@ -598,6 +682,7 @@ class Connection(asyncio.BufferedProtocol):
                 self.transport.close()
 
     def _opened(self) -> None:
+        self.shares_frames = self.protocol.side is Side.SERVER and self.protocol.deflate is None
         self._wake(self._handshake_waiters)
         if self.ping_interval is not None:
             self._keepalive = self.loop.call_later(self.ping_interval, self._keepalive_ping)
@@ -726,6 +811,7 @@ class Connection(asyncio.BufferedProtocol):
             if handle is not None:
                 handle.cancel()
         self._keepalive = self._deadline = None
+        self._cork, self._cork_size = None, 0
         self._wake(self._handshake_waiters)
         if self._recv_waiter is not None and not self._recv_waiter.done():
             self._recv_waiter.set_result(None)
