@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -39,6 +40,15 @@ async def start_server() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
     for server in servers:
         server.close()
         await server.wait_closed()
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """The default asyncio loop, or uvloop with WEBSOCKETS_LITE_UVLOOP=1."""
+    if os.environ.get("WEBSOCKETS_LITE_UVLOOP"):
+        import uvloop
+
+        return {"uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -122,12 +122,14 @@ class RawPeer:
                 return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
 
     async def at_eof(self) -> bool:
-        """Read and discard until EOF; True when the server closed the TCP connection."""
+        """Read and discard until EOF, then close our side as a client does;
+        True when the server closed the TCP connection."""
         try:
             while await self.reader.read(65536):
                 pass
         except ConnectionError:
             pass
+        self.writer.close()
         return True
 
     def abort(self) -> None:

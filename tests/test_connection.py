@@ -422,19 +422,34 @@ class TestPeerErrors:
         assert await peer.at_eof()
         assert not handler.connections
 
-    async def test_peer_close_reply_then_silence_on_client_side(self, start_server):
+    async def test_peer_close_reply_then_silence_on_client_side(self):
         # A server that answers our close but never closes TCP: the client
         # aborts at its deadline and reports a clean closing handshake.
-        async def handler(ws):
-            await ws.recv()
+        import base64
+        import hashlib
 
-        server = await start_server(handler)
-        ws = await connect(server.uri, disconnect_timeout=0.2)
-        conn = next(iter(server.server.connections))
-        conn.transport.close = lambda: None  # the server "forgets" to close TCP
-        await ws.close()
-        assert ws.close_code == 1000
-        conn.abort()
+        async def handle(reader, writer):
+            head = await reader.readuntil(b"\r\n\r\n")
+            key = next(line.split(b": ")[1] for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"sec-websocket-key"))
+            accept = base64.b64encode(
+                hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+            )
+            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            await reader.readexactly(2 + 4 + 2)  # the client's close frame: code only
+            writer.write(frame(OP_CLOSE, close_payload(1000), mask=False))
+            await reader.read()  # and never close
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            ws = await connect(f"ws://127.0.0.1:{port}/", disconnect_timeout=0.2,
+                               compression=None)
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            await ws.close()
+            assert ws.close_code == 1000 and loop.time() - start >= 0.15
 
     async def test_connection_closed_str_mentions_both_sides(self, start_server):
         server = await start_server(lambda ws: ws.close(1011, "oops"))

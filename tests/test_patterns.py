@@ -370,6 +370,19 @@ class TestBroadcast:
         await compressed.close()
         await plain.close()
 
+    async def test_corked_frames_keep_their_order_with_direct_sends(self, start_server):
+        peers = []
+        server = await start_server(lambda ws: peers.append(ws) or ws.wait_closed())
+        async with connect(server.uri) as ws:
+            await until(lambda: peers)
+            [peer] = peers
+            for i in range(3):
+                assert broadcast([peer], f"b{i}") == 1
+            assert peer.stats.write_buffer_size > 0  # corked until the loop turns
+            await peer.send("direct")  # flushes the cork first
+            broadcast([peer], "b3")
+            assert [await ws.recv() for _ in range(5)] == ["b0", "b1", "b2", "direct", "b3"]
+
     async def test_closed_connections_are_skipped(self, start_server):
         server = await start_server(echo)
         ws = await connect(server.uri)

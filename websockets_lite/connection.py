@@ -27,10 +27,11 @@ import logging
 import math
 import os
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from .close import CloseCode
 from .exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK, closed_exception
@@ -184,7 +185,7 @@ class Connection(asyncio.BufferedProtocol):
         self.broadcasts_skipped = 0
         self._id: uuid.UUID | None = None
         self._read_flow = ReadFlow(message_queue_size, self._pause_reading, self._resume_reading,
-                              self.loop.time)
+                                   time.perf_counter)
         self._write_flow = WriteFlow()
         self._stalled = False
         self._seen_state = protocol.state
@@ -260,13 +261,19 @@ class Connection(asyncio.BufferedProtocol):
 
     @property
     def close_code(self) -> int | None:
-        """The close code once the connection is closed (1006 without a close frame)."""
-        return self._closed_exc().code if self._lost else None
+        """The close code once the closing handshake is over (1006 without a
+        close frame); ``None`` before."""
+        return self._closed_exc().code if self._closed() else None
 
     @property
     def close_reason(self) -> str | None:
-        """The close reason once the connection is closed."""
-        return self._closed_exc().reason if self._lost else None
+        """The close reason once the closing handshake is over."""
+        return self._closed_exc().reason if self._closed() else None
+
+    def _closed(self) -> bool:
+        # Both close frames are known for good (or the connection failed),
+        # even if the TCP connection is still being torn down.
+        return self._lost or self.protocol.state is State.CLOSED
 
     @property
     def stats(self) -> Stats:
@@ -306,7 +313,9 @@ class Connection(asyncio.BufferedProtocol):
             raise ConcurrencyError("another coroutine is already receiving from this connection")
         messages = self._read_flow.messages
         while not messages:
-            if self._lost:
+            # Once the protocol is CLOSED both close frames are known for good
+            # (or the connection failed): no need to wait for TCP to end.
+            if self._closed():
                 raise self._closed_exc()
             waiter = self._recv_waiter = self.loop.create_future()
             try:
@@ -472,7 +481,7 @@ class Connection(asyncio.BufferedProtocol):
             if payload in self._pings:
                 raise ConcurrencyError("already waiting for a pong with the same data")
         waiter: asyncio.Future[float] = self.loop.create_future()
-        self._pings[payload] = (self.loop.time(), waiter)
+        self._pings[payload] = (time.perf_counter(), waiter)
         try:
             self._write(self.protocol.send_ping(payload))
             if self._write_flow.paused or self.transport.is_closing():
@@ -676,10 +685,20 @@ class Connection(asyncio.BufferedProtocol):
         if state is State.CLOSING:
             self._arm_deadline()
         elif state is State.CLOSED and not self._lost:
+            waiter = self._recv_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)  # recv() can raise now
             self._arm_deadline()
             if self.protocol.side is Side.SERVER:
                 # RFC 6455 7.1.1: the server closes the TCP connection first.
-                self.transport.close()
+                if self.protocol.close_rcvd is None and self.transport.can_write_eof():
+                    # We failed the connection: half-close, so that the peer
+                    # reads our close frame rather than a reset caused by its
+                    # unread data, and discard what it still sends until it
+                    # closes (or the deadline aborts).
+                    self.transport.write_eof()
+                else:
+                    self.transport.close()
 
     def _opened(self) -> None:
         self.shares_frames = self.protocol.side is Side.SERVER and self.protocol.deflate is None
@@ -703,7 +722,7 @@ class Connection(asyncio.BufferedProtocol):
         pings = self._pings
         if payload not in pings:
             return  # unsolicited, or its ping was cancelled
-        now = self.loop.time()
+        now = time.perf_counter()
         for key in list(pings):
             sent, waiter = pings.pop(key)
             if waiter is not None and not waiter.done():
@@ -724,7 +743,7 @@ class Connection(asyncio.BufferedProtocol):
             self._keepalive = self.loop.call_later(self.ping_interval, self._keepalive_ping)
             return
         payload = os.urandom(4)
-        now = self.loop.time()
+        now = time.perf_counter()
         self._pings[payload] = (now, None)
         self._write(self.protocol.send_ping(payload))
         if self.ping_timeout is None:
@@ -750,14 +769,16 @@ class Connection(asyncio.BufferedProtocol):
             self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
             self.transport.abort()
             return
-        self._keepalive = self.loop.call_at(sent + self.ping_interval, self._keepalive_ping)
+        delay = max(0.0, sent + self.ping_interval - time.perf_counter())
+        self._keepalive = self.loop.call_later(delay, self._keepalive_ping)
 
     # asyncio.BufferedProtocol callbacks.
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=self.write_limit)
+        # A cast, not an isinstance check: uvloop's transports are not
+        # asyncio.Transport subclasses.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=self.write_limit)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return _read_buffer.view
