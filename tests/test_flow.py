@@ -50,8 +50,15 @@ class TestReadFlow:
             assert not flow.full
         flow.messages.append("m")
         assert flow.full
-        flow.messages.popleft()
+        assert flow.take() == "m"
         assert not flow.full
+
+    @pytest.mark.parametrize("size", [1, 64, 65, math.inf])
+    def test_take_is_first_in_first_out(self, size):
+        calls = Calls()
+        flow = ReadFlow(size, calls.pause, calls.resume, calls.clock)
+        flow.messages.extend(["a", "b", "c"])
+        assert [flow.take(), flow.take(), flow.take()] == ["a", "b", "c"]
 
     def test_unbounded(self):
         calls = Calls()

@@ -60,10 +60,10 @@ class _Flusher:
     """Writes the frames that ``send_nowait()`` corked, once per loop
     iteration: a burst of broadcasts costs one write per connection."""
 
-    __slots__ = ("loop", "pending", "scheduled")
+    __slots__ = ("pending", "scheduled")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
+        # No reference to the loop: it is the weak key of this object.
         self.pending: list[Connection] = []
         self.scheduled = False
 
@@ -71,7 +71,7 @@ class _Flusher:
         self.pending.append(connection)
         if not self.scheduled:
             self.scheduled = True
-            self.loop.call_soon(self.flush)
+            connection.loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self.scheduled = False
@@ -88,7 +88,7 @@ _flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
 def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
     flusher = _flushers.get(loop)
     if flusher is None:
-        flusher = _flushers[loop] = _Flusher(loop)
+        flusher = _flushers[loop] = _Flusher()
     return flusher
 
 
@@ -106,7 +106,8 @@ class Stats:
     #: message being assembled and bytes not parsed yet. Bounded by
     #: :func:`~websockets_lite.memory_bound`.
     read_buffer_size: int
-    #: Bytes in the transport's write buffer.
+    #: Bytes waiting to be written: the transport's write buffer, plus the
+    #: frames that broadcasts wrote this loop iteration.
     write_buffer_size: int
     #: Whether reading is paused now because messages are not consumed.
     read_paused: bool
@@ -322,7 +323,7 @@ class Connection(asyncio.BufferedProtocol):
                 await waiter
             finally:
                 self._recv_waiter = None
-        message: Data = messages.popleft()
+        message: Data = self._read_flow.take()
         if self._stalled and len(messages) <= self._read_flow.size:
             self._stalled = False
             self._process()

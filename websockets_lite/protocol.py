@@ -29,6 +29,7 @@ import enum
 import math
 import os
 import struct
+import sys
 import zlib
 from collections.abc import Iterator, Sequence
 
@@ -185,6 +186,16 @@ class Protocol:
 
     ``max_message_size`` and ``max_fragments`` may be ``math.inf``.
     """
+
+    # Slots: one of these lives as long as each connection.
+    __slots__ = (
+        "_discard_data", "_frames", "_h11", "_h11_eof", "_masked", "_nonce", "_offer",
+        "_offered", "_out", "_own_framing", "_parser", "_partial", "_partial_text",
+        "_pong_bytes", "_proto", "_reject_body", "_unparsed", "close_rcvd",
+        "close_rcvd_then_sent", "close_sent", "deflate", "handshake_exc", "hold_pongs",
+        "max_fragments", "max_message_size", "opened", "peer_error", "pong", "request",
+        "response", "side", "state", "subprotocol", "upgrade_error",
+    )
 
     def __init__(
         self,
@@ -900,8 +911,9 @@ class Deflate(Extension):
 
 
 def _headers(event: h11.Request | h11.Response | h11.InformationalResponse) -> Headers:
+    # Names are interned: every connection's request repeats the same ones.
     return Headers(
-        (name.decode("latin-1"), value.decode("latin-1"))
+        (sys.intern(name.decode("latin-1")), value.decode("latin-1"))
         for name, value in event.headers.raw_items()
     )
 
