@@ -63,13 +63,9 @@ class Fanout:
             await self.send_end(connection)
 
 
-# websockets_lite ----------------------------------------------------------------
-
-
-async def serve_lite(scenario: str, ready: Callable[[int], None]) -> None:
-    import websockets_lite as lib
-
-    fanout = Fanout(lib.broadcast, lambda ws: ws.send("end"))
+def handler_for(scenario: str, fanout: Fanout) -> Callable[[Any], Awaitable[None]]:
+    """The server handler, for libraries with ``async for`` and ``send()``
+    (websockets_lite and websockets)."""
 
     async def handler(ws: Any) -> None:
         if mode(scenario) == "echo":
@@ -88,9 +84,19 @@ async def serve_lite(scenario: str, ready: Callable[[int], None]) -> None:
                 if message == "go":
                     await fanout.go()
 
+    return handler
+
+
+# websockets_lite ----------------------------------------------------------------
+
+
+async def serve_lite(scenario: str, ready: Callable[[int], None]) -> None:
+    import websockets_lite as lib
+
+    fanout = Fanout(lib.broadcast, lambda ws: ws.send("end"))
     server = await lib.serve(
-        handler, "127.0.0.1", 0, compression=COMPRESSION, max_message_size=MAX,
-        ping_interval=None, max_fragments=float("inf"), backlog=2048,
+        handler_for(scenario, fanout), "127.0.0.1", 0, compression=COMPRESSION,
+        max_message_size=MAX, ping_interval=None, max_fragments=float("inf"), backlog=2048,
     )
     ready(server.sockets[0].getsockname()[1])
     await server.serve_forever()
@@ -112,26 +118,8 @@ async def serve_websockets(scenario: str, ready: Callable[[int], None]) -> None:
         await ws.send("end")
 
     fanout = Fanout(broadcast, send_end)
-
-    async def handler(ws: Any) -> None:
-        if mode(scenario) == "echo":
-            async for message in ws:
-                await ws.send(message)
-        elif mode(scenario) == "sink":
-            count = 0
-            async for message in ws:
-                if message == "end":
-                    await ws.send(str(count))
-                else:
-                    count += 1
-        else:
-            fanout.connections.append(ws)
-            async for message in ws:
-                if message == "go":
-                    await fanout.go()
-
-    server = await serve(handler, "127.0.0.1", 0, compression=COMPRESSION, max_size=MAX,
-                         ping_interval=None, backlog=2048)
+    server = await serve(handler_for(scenario, fanout), "127.0.0.1", 0,
+                         compression=COMPRESSION, max_size=MAX, ping_interval=None, backlog=2048)
     ready(server.sockets[0].getsockname()[1])
     await server.serve_forever()
 

@@ -60,6 +60,28 @@ def close_payload(code: int, reason: str = "") -> bytes:
     return struct.pack("!H", code) + reason.encode()
 
 
+class ClosingRecorder:
+    """A server handler that reads once and records how the connection ended."""
+
+    def __init__(self) -> None:
+        self.connections: list[Any] = []
+        self.errors: list[BaseException] = []
+
+    async def __call__(self, ws: Any) -> None:
+        from websockets_lite import ConnectionClosedError
+
+        self.connections.append(ws)
+        try:
+            await ws.recv()
+        except ConnectionClosedError as exc:
+            self.errors.append(exc)
+
+    async def error(self) -> Any:
+        """The ConnectionClosedError the handler got, once it got it."""
+        await until(lambda: self.errors)
+        return self.errors[0]
+
+
 class RawPeer:
     """A WebSocket client made of a TCP stream and hand-written frames.
 

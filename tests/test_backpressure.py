@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from tests.support import OP_PING, RawPeer, frame, spin, until
+from tests.support import OP_PING, ClosingRecorder, RawPeer, frame, spin, until
 from websockets_lite import ConnectionClosedError, connect, memory_bound
 from websockets_lite.flow import READ_CHUNK
 from websockets_lite.protocol import MAX_PONG_BYTES
@@ -123,13 +123,7 @@ class TestReadBackpressure:
         ids=["text", "binary", "fragmented-text", "fragmented-binary"],
     )
     async def test_oversized_messages_close_with_1009(self, start_server, message):
-        errors: list[BaseException] = []
-
-        async def handler(ws):
-            try:
-                await ws.recv()
-            except ConnectionClosedError as exc:
-                errors.append(exc)
+        handler = ClosingRecorder()
 
         server = await start_server(handler, max_message_size=1024)
         async with connect(server.uri) as ws:
@@ -137,9 +131,9 @@ class TestReadBackpressure:
             with pytest.raises(ConnectionClosedError) as info:
                 await ws.recv()
         assert info.value.code == 1009
-        await until(lambda: errors)
-        assert errors[0].sent.code == 1009
-        assert "1024" in errors[0].sent.reason
+        await handler.error()
+        assert handler.errors[0].sent.code == 1009
+        assert "1024" in handler.errors[0].sent.reason
 
     @pytest.mark.parametrize("compression", ["deflate", None])
     async def test_client_side_limit(self, start_server, compression):
@@ -227,23 +221,17 @@ class TestWriteBackpressure:
 
 class TestKeepalive:
     async def test_silent_peer_is_closed_with_1011_in_time(self, start_server):
-        errors: list[BaseException] = []
-
-        async def handler(ws):
-            try:
-                await ws.recv()
-            except ConnectionClosedError as exc:
-                errors.append(exc)
+        handler = ClosingRecorder()
 
         interval = timeout = 0.05
         server = await start_server(handler, ping_interval=interval, ping_timeout=timeout)
         loop = asyncio.get_running_loop()
         start = loop.time()
         raw = await RawPeer.connect(server.port)  # answers nothing
-        await until(lambda: errors)
+        await handler.error()
         elapsed = loop.time() - start
         assert elapsed < interval + timeout + 0.5
-        [exc] = errors
+        [exc] = handler.errors
         assert exc.sent.code == 1011 and exc.sent.reason == "keepalive ping timeout"
         assert exc.code == 1006  # no close frame came back
         raw.abort()

@@ -10,8 +10,8 @@ import zlib
 
 import pytest
 
-from tests.support import OP_BINARY, RawPeer, frame, until
-from websockets_lite import ConnectionClosedError, InvalidHandshake, connect
+from tests.support import OP_BINARY, ClosingRecorder, RawPeer, frame
+from websockets_lite import InvalidHandshake, connect
 from websockets_lite.protocol import Protocol, Side
 
 
@@ -200,13 +200,7 @@ class TestOverSockets:
     async def test_decompression_bomb_is_closed_with_1009_and_memory_stays_bounded(
         self, start_server, bomb_256mib
     ):
-        errors: list[BaseException] = []
-
-        async def handler(ws):
-            try:
-                await ws.recv()
-            except ConnectionClosedError as exc:
-                errors.append(exc)
+        handler = ClosingRecorder()
 
         server = await start_server(handler)  # max_message_size: 1 MiB
         peer, head = await RawPeer.connect_with(
@@ -218,24 +212,18 @@ class TestOverSockets:
         tracemalloc.start()
         try:
             peer.send(payload)
-            await until(lambda: errors)
+            await handler.error()
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-        [exc] = errors
+        [exc] = handler.errors
         assert exc.sent.code == 1009 and "decompressed" in exc.sent.reason
         assert peak < 8 * 2**20, f"peak {peak} bytes while refusing a 256 MiB bomb"
         assert (await peer.read_close())[0] == 1009
         peer.abort()
 
     async def test_bomb_within_a_fragmented_message(self, start_server):
-        errors: list[BaseException] = []
-
-        async def handler(ws):
-            try:
-                await ws.recv()
-            except ConnectionClosedError as exc:
-                errors.append(exc)
+        handler = ClosingRecorder()
 
         server = await start_server(handler, max_message_size=2**16)
         peer, _ = await RawPeer.connect_with(
@@ -248,25 +236,19 @@ class TestOverSockets:
             + frame(0, stream[third : 2 * third], fin=False)
             + frame(0, stream[2 * third :])
         )
-        await until(lambda: errors)
-        assert errors[0].sent.code == 1009
+        await handler.error()
+        assert handler.errors[0].sent.code == 1009
         peer.abort()
 
     async def test_garbage_in_a_compressed_frame_is_1007(self, start_server):
-        errors: list[BaseException] = []
-
-        async def handler(ws):
-            try:
-                await ws.recv()
-            except ConnectionClosedError as exc:
-                errors.append(exc)
+        handler = ClosingRecorder()
 
         server = await start_server(handler)
         peer, _ = await RawPeer.connect_with(
             server.port, b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
         )
         peer.send(frame(OP_BINARY, os.urandom(64) + b"\xff" * 64, rsv=4))
-        await until(lambda: errors)
-        assert errors[0].sent.code in (1007, 1009)
+        await handler.error()
+        assert handler.errors[0].sent.code in (1007, 1009)
         peer.abort()
         await asyncio.sleep(0)

@@ -12,28 +12,18 @@ import zlib
 
 import pytest
 
-from tests.support import OP_BINARY, OP_CONT, OP_PING, OP_TEXT, RawPeer, frame, until
-from websockets_lite import ConnectionClosedError, connect, memory_bound
+from tests.support import (
+    OP_BINARY,
+    OP_CONT,
+    OP_PING,
+    OP_TEXT,
+    ClosingRecorder,
+    RawPeer,
+    frame,
+    until,
+)
+from websockets_lite import connect, memory_bound
 from websockets_lite.flow import READ_CHUNK
-
-
-class Recorder:
-    """A handler that reads once and records how the connection ended."""
-
-    def __init__(self) -> None:
-        self.connections: list = []
-        self.errors: list[BaseException] = []
-
-    async def __call__(self, ws) -> None:
-        self.connections.append(ws)
-        try:
-            await ws.recv()
-        except ConnectionClosedError as exc:
-            self.errors.append(exc)
-
-    async def error(self) -> ConnectionClosedError:
-        await until(lambda: self.errors)
-        return self.errors[0]
 
 
 class TestFloods:
@@ -91,7 +81,7 @@ class TestFloods:
 
 class TestMalformedFrames:
     async def test_length_header_of_2_to_the_63(self, start_server):
-        handler = Recorder()
+        handler = ClosingRecorder()
         server = await start_server(handler)
         raw = await RawPeer.connect(server.port)
         raw.send(b"\x82\xff" + (2**63).to_bytes(8, "big") + b"mask")
@@ -100,7 +90,7 @@ class TestMalformedFrames:
         raw.abort()
 
     async def test_huge_declared_frame_is_refused_as_it_arrives(self, start_server):
-        handler = Recorder()
+        handler = ClosingRecorder()
         server = await start_server(handler, max_message_size=2**16)
         raw = await RawPeer.connect(server.port)
         raw.send(frame(OP_BINARY, os.urandom(2**17), length=2**40))
@@ -110,7 +100,7 @@ class TestMalformedFrames:
         raw.abort()
 
     async def test_frame_that_never_completes_is_dropped_by_keepalive(self, start_server):
-        handler = Recorder()
+        handler = ClosingRecorder()
         server = await start_server(handler, ping_interval=0.05, ping_timeout=0.05)
         raw = await RawPeer.connect(server.port)
         raw.send(frame(OP_TEXT, b"x" * 100, length=1000))  # 900 bytes never come
@@ -120,7 +110,7 @@ class TestMalformedFrames:
         raw.abort()
 
     async def test_thousands_of_tiny_fragments(self, start_server):
-        handler = Recorder()
+        handler = ClosingRecorder()
         server = await start_server(handler)  # max_fragments: 4096
         raw = await RawPeer.connect(server.port)
         raw.send(frame(OP_TEXT, b"a", fin=False) + frame(OP_CONT, b"b", fin=False) * 10_000)
@@ -129,7 +119,7 @@ class TestMalformedFrames:
         raw.abort()
 
     async def test_decompression_bomb(self, start_server):
-        handler = Recorder()
+        handler = ClosingRecorder()
         server = await start_server(handler)
         raw, _ = await RawPeer.connect_with(
             server.port, b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
@@ -193,7 +183,7 @@ class TestHandshakeAbuse:
 
 class TestHalfOpenPeer:
     async def test_closed_at_ping_interval_plus_ping_timeout_with_1011(self, start_server):
-        handler = Recorder()
+        handler = ClosingRecorder()
         server = await start_server(handler, ping_interval=0.1, ping_timeout=0.1)
         raw = await RawPeer.connect(server.port)
         raw.writer.transport.pause_reading()  # it stops answering entirely

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import pubsub
 from .client import (
     Backoff,
     ClientProtocol,
@@ -99,9 +100,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # redis-py is an optional dependency: import it only when asked for.
+    # RedisBackend needs redis-py, an optional dependency: pubsub imports it
+    # only when asked for.
     if name == "RedisBackend":
-        from .pubsub.redis import RedisBackend
-
-        return RedisBackend
+        return pubsub.RedisBackend
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
