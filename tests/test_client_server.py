@@ -313,6 +313,26 @@ class TestServer:
             assert ws.close_code == 1001
         await server.wait_closed()
 
+    async def test_async_process_request_finishing_during_shutdown_gets_503(self):
+        started = asyncio.Event()
+        release = asyncio.Event()
+
+        async def slow(ws, request):
+            started.set()
+            await release.wait()
+
+        server = await serve(echo, "127.0.0.1", 0, process_request=slow)
+        port = server.sockets[0].getsockname()[1]
+        connecting = asyncio.create_task(connect(f"ws://127.0.0.1:{port}"))
+        await started.wait()
+        server.closing = True  # as close() sets it first
+        release.set()
+        with pytest.raises(InvalidStatus) as info:
+            await connecting
+        assert info.value.status == 503
+        server.close()
+        await server.wait_closed()
+
     async def test_handshake_during_shutdown_gets_503(self):
         server = await serve(echo, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]

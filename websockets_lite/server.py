@@ -156,6 +156,8 @@ class ServerProtocol(Connection):
     async def _decide_later(self, request: Request, answer: Awaitable[Response | None]) -> None:
         try:
             response = await answer
+            if response is None and self.server is not None and self.server.closing:
+                response = Response(503, body="The server is shutting down.\n")
             decision = (response, None) if response is not None else self._negotiate(request)
         except Exception:
             self.logger.exception("opening handshake failed")
