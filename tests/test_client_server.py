@@ -323,7 +323,7 @@ class TestServer:
 
         server = await serve(echo, "127.0.0.1", 0, process_request=slow)
         port = server.sockets[0].getsockname()[1]
-        connecting = asyncio.create_task(connect(f"ws://127.0.0.1:{port}"))
+        connecting = asyncio.ensure_future(connect(f"ws://127.0.0.1:{port}"))
         await started.wait()
         server.closing = True  # as close() sets it first
         release.set()
