@@ -241,7 +241,7 @@ async def test_a_thousand_concurrent_connections():
         for ws in clients:
             assert await ws.recv() == f"hello {id(ws)}"
         per_connection = (rss_kib(process.pid) - before) / 1000
-        # The docs say about 10 KiB (bench/idle_mem.py); fail well before a leak.
+        # The docs say about 7 KiB (bench/run.py, idle-mem); fail well before a leak.
         assert per_connection < 40, f"{per_connection:.1f} KiB per idle connection"
         await asyncio.gather(*(ws.close() for ws in clients))
     finally:
