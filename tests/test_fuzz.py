@@ -2,7 +2,9 @@
 
 - arbitrary bytes into the protocol layer, before and after the handshake;
 - valid streams of messages, pings and fragments, split at arbitrary points;
-- arbitrary sequences of API calls on a connection pair over a socket pair.
+- arbitrary sequences of API calls on a connection pair over a socket pair;
+- frames valid and not, parsed with and without the protocol layer's own
+  parser of simple frames: the events, states and replies must be the same.
 
 Invariants: no exception escapes the protocol layer, every message sent is
 received exactly once and in order until a close, states only move forward,
@@ -25,7 +27,7 @@ from hypothesis import strategies as st
 
 from websockets_lite import ClientProtocol, ConnectionClosed, ServerProtocol, State, memory_bound
 from websockets_lite.flow import READ_CHUNK
-from websockets_lite.protocol import Pong, Protocol, Side
+from websockets_lite.protocol import Pong, Protocol, Side, mask
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 FUZZ = settings(
@@ -135,6 +137,70 @@ def test_valid_streams_split_anywhere(items, cuts, compression):
     assert received == expected  # exactly once, in order
     client.receive_data(server.data_to_send())
     assert pull(client) == [Pong(payload) for payload in pings]
+
+
+@st.composite
+def raw_frame(draw: st.DrawFn, side: Side) -> bytes:
+    """One frame as the peer of ``side`` might send it, valid or not."""
+    # Mostly what the simple parser takes, with every kind of exception.
+    opcode = draw(st.sampled_from([1, 2] * 8 + [0, 8, 9, 10, 3, 11]))
+    first = opcode | (0x80 if draw(st.sampled_from([1] * 9 + [0])) else 0)
+    if draw(st.sampled_from([0] * 19 + [1])):
+        first |= draw(st.integers(1, 7)) << 4
+    payload = draw(
+        st.one_of(
+            st.text(max_size=150).map(str.encode),
+            st.text(max_size=150).map(str.encode),
+            st.binary(max_size=300),
+            st.binary(min_size=126, max_size=500),
+            st.just(close_payload_1000),
+        )
+    )
+    masked = (side is Side.SERVER) is draw(st.sampled_from([True] * 19 + [False]))
+    size = len(payload)
+    encoding = draw(st.sampled_from(["short"] * 8 + ["16", "64"]))
+    if encoding == "short" and size < 126:
+        head = bytes((first, size))
+    elif encoding != "64" and size < 65536:
+        head = bytes((first, 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((first, 127)) + size.to_bytes(8, "big")
+    if not masked:
+        return head + payload
+    key = draw(st.binary(min_size=4, max_size=4))
+    head = bytes((head[0], head[1] | 0x80)) + head[2:]
+    return head + key + mask(payload, key)
+
+
+close_payload_1000 = (1000).to_bytes(2, "big") + b"bye"
+
+
+def state_of(protocol: Protocol) -> tuple[object, ...]:
+    return (
+        protocol.state, protocol.close_sent, protocol.close_rcvd, protocol.peer_error,
+        protocol.buffered_bytes(),
+    )
+
+
+@FUZZ
+@given(data=st.data(), side=st.sampled_from([Side.SERVER, Side.CLIENT]))
+def test_simple_frame_parser_agrees_with_wsproto(data, side):
+    stream = b"".join(data.draw(st.lists(raw_frame(side), max_size=12)))
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=8))
+    fast, slow = (Protocol(side, max_message_size=400) for _ in range(2))
+    for protocol in (fast, slow):
+        protocol._open(b"")
+    slow._decoder = None  # wsproto parses every frame
+    assert fast._decoder is not None
+    points = sorted({0, len(stream), *cuts})
+    for start, end in itertools.pairwise(points):
+        fast.receive_data(stream[start:end])
+        slow.receive_data(stream[start:end])
+        assert pull(fast) == pull(slow)
+        assert state_of(fast) == state_of(slow)
+        replies = fast.data_to_send(), slow.data_to_send()
+        if side is Side.SERVER:  # a client masks its replies with random keys
+            assert replies[0] == replies[1]
 
 
 operation = st.one_of(

@@ -308,6 +308,8 @@ class TestFailures:
             (frame(OP_TEXT, b"\xff\xfe"), 1007),  # invalid UTF-8
             (frame(OP_TEXT, b"x", mask=False), 1002),  # clients must mask
             (frame(OP_TEXT, b"x", rsv=4), 1002),  # reserved bit
+            (bytes([0x82, 0xFE, 0, 5, 0, 0, 0, 0]) + b"hello", 1002),  # 2-byte length for 5
+            (bytes([0x82, 0xFF, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]), 1002),  # 8 bytes for 256
             (frame(OP_CONT, b"x"), 1002),  # continuation without a start
             (frame(OP_PING, b"x", fin=False), 1002),  # fragmented control frame
             (frame(OP_CLOSE, b"\x03"), 1002),  # one-byte close payload
