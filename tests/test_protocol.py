@@ -163,6 +163,8 @@ class TestHandshake:
              426),
             (b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: \xe9\xe9\r\n\r\n", 400),
         ],
     )
     def test_invalid_upgrade_gets_an_answer(self, request_bytes, status):

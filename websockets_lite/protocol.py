@@ -23,7 +23,6 @@ the opening handshake :class:`~websockets_lite.http.Request` (server side).
 from __future__ import annotations
 
 import base64
-import binascii
 import dataclasses
 import enum
 import math
@@ -1036,7 +1035,7 @@ def _check_upgrade(request: Request, http_version: bytes) -> Response | None:
         )
     try:
         key = base64.b64decode(headers.get("Sec-WebSocket-Key", ""), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a value that is not ASCII
         key = b""
     if len(key) != 16:
         return Response(400, body="Missing or invalid Sec-WebSocket-Key.\n")
