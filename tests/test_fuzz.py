@@ -4,7 +4,9 @@
 - valid streams of messages, pings and fragments, split at arbitrary points;
 - arbitrary sequences of API calls on a connection pair over a socket pair;
 - frames valid and not, parsed with and without the protocol layer's own
-  parser of simple frames: the events, states and replies must be the same.
+  parser of simple frames, and handshake heads mangled in many ways, parsed
+  with and without its own head parser: the events, states and replies must
+  be the same as with wsproto and h11 alone.
 
 Invariants: no exception escapes the protocol layer, every message sent is
 received exactly once and in order until a close, states only move forward,
@@ -27,7 +29,7 @@ from hypothesis import strategies as st
 
 from websockets_lite import ClientProtocol, ConnectionClosed, ServerProtocol, State, memory_bound
 from websockets_lite.flow import READ_CHUNK
-from websockets_lite.protocol import Pong, Protocol, Side, mask
+from websockets_lite.protocol import Pong, Protocol, Side, frame, mask
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 FUZZ = settings(
@@ -201,6 +203,108 @@ def test_simple_frame_parser_agrees_with_wsproto(data, side):
         replies = fast.data_to_send(), slow.data_to_send()
         if side is Side.SERVER:  # a client masks its replies with random keys
             assert replies[0] == replies[1]
+
+
+REQUEST = (
+    b"GET /chat?x=1 HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\nX-Extra:  spaced\tvalue  \r\n\r\n"
+)
+RESPONSE = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+)
+NONCE = b"dGhlIHNhbXBsZSBub25jZQ=="
+tricky = st.sampled_from(
+    [b" ", b"\t", b"\r", b"\n", b"\r\n", b":", b"\x00", b"\x7f", b"\xff", b"a", b"/", b"1",
+     b"\r\n folded", b"\r\nHost: other", b"\r\nContent-Length: 0",
+     b"\r\nTransfer-Encoding: chunked", b"\r\nBad Name: x", b"HTTP/1.0", b"\r\n\r\n"]
+)
+edit = st.tuples(
+    st.sampled_from(["insert", "delete", "replace"]),
+    st.integers(0, 400),
+    st.one_of(tricky, st.binary(min_size=1, max_size=3)),
+)
+
+
+def mangle(head: bytes, edits: list[tuple[str, int, bytes]]) -> bytes:
+    for kind, at, data in edits:
+        at %= len(head) + 1
+        if kind == "insert":
+            head = head[:at] + data + head[at:]
+        elif kind == "delete":
+            head = head[:at] + head[at + len(data) :]
+        else:
+            head = head[:at] + data + head[at + len(data) :]
+    return head
+
+
+def outcome(protocol: Protocol) -> tuple[object, ...]:
+    response = protocol.response
+    exc = protocol.handshake_exc
+    return (
+        protocol.state, protocol.subprotocol, protocol.upgrade_error,
+        None if response is None else (response.status, response.headers, response.reason,
+                                       response.body),
+        None if exc is None else (type(exc), str(exc)),
+    )
+
+
+@FUZZ
+@given(
+    edits=st.lists(edit, max_size=3),
+    cuts=st.lists(st.integers(0, 400), max_size=4),
+    eof=st.booleans(),
+)
+def test_own_request_parser_agrees_with_h11(edits, cuts, eof):
+    stream = mangle(REQUEST, edits) + frame(0x82, b"first", True)
+    fast, slow = Protocol(Side.SERVER), Protocol(Side.SERVER)
+    slow._to_h11()
+    events: tuple[list[object], list[object]] = ([], [])
+    points = sorted({0, len(stream), *(cut % (len(stream) + 1) for cut in cuts)})
+    for start, end in itertools.pairwise(points):
+        for protocol, seen in zip((fast, slow), events, strict=True):
+            protocol.receive_data(stream[start:end])
+            seen += pull(protocol)
+    if eof:
+        for protocol, seen in zip((fast, slow), events, strict=True):
+            protocol.receive_eof()
+            seen += pull(protocol)
+    assert events[0] == events[1]
+    assert outcome(fast) == outcome(slow)
+    assert fast.data_to_send() == slow.data_to_send()
+    if fast.request is not None and fast.upgrade_error is None and fast.state is State.CONNECTING:
+        assert fast.accept() == slow.accept()
+        assert pull(fast) == pull(slow)
+        assert outcome(fast) == outcome(slow)
+
+
+@FUZZ
+@given(
+    edits=st.lists(edit, max_size=3),
+    cuts=st.lists(st.integers(0, 400), max_size=4),
+    body=st.sampled_from([b"", b"HTTP/1.1 403 Forbidden\r\nContent-Length: 3\r\n\r\nno!"]),
+    eof=st.booleans(),
+)
+def test_own_response_parser_agrees_with_h11(edits, cuts, body, eof):
+    stream = mangle(body or RESPONSE, edits) + frame(0x82, b"first", False)
+    fast, slow = Protocol(Side.CLIENT), Protocol(Side.CLIENT)
+    for protocol in (fast, slow):
+        protocol.send_request("example.com", "/chat")
+        protocol._nonce = NONCE
+    slow._to_h11()
+    events: tuple[list[object], list[object]] = ([], [])
+    points = sorted({0, len(stream), *(cut % (len(stream) + 1) for cut in cuts)})
+    for start, end in itertools.pairwise(points):
+        for protocol, seen in zip((fast, slow), events, strict=True):
+            protocol.receive_data(stream[start:end])
+            seen += pull(protocol)
+    if eof:
+        for protocol, seen in zip((fast, slow), events, strict=True):
+            protocol.receive_eof()
+            seen += pull(protocol)
+    assert events[0] == events[1]
+    assert outcome(fast) == outcome(slow)
 
 
 operation = st.one_of(

@@ -9,7 +9,7 @@ import struct
 import pytest
 
 from tests.support import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, close_payload, frame
-from websockets_lite import Close, InvalidHandshake, InvalidStatus, Request
+from websockets_lite import Close, InvalidHandshake, InvalidStatus, Request, Response
 from websockets_lite.protocol import MAX_BODY_SIZE, Pong, Protocol, Side, State
 
 
@@ -46,6 +46,47 @@ class TestHandshake:
         assert server.request.headers["Sec-WebSocket-Protocol"] == "chat, superchat"
         assert client.response.status == 101
         assert client.subprotocol == server.subprotocol == "superchat"
+
+    def test_heads_on_the_wire(self):
+        client = Protocol(Side.CLIENT, compression=None)
+        request = client.send_request("h", "/p?q=1", headers=[("X-Pad", "  a b  ")])
+        key = client.request.headers["Sec-WebSocket-Key"]
+        assert request == (
+            b"GET /p?q=1 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: " + key.encode() + b"\r\nSec-WebSocket-Version: 13\r\n"
+            b"X-Pad: a b\r\n\r\n"
+        )
+        server = Protocol(Side.SERVER)
+        server.receive_data(request)
+        [_] = drain(server)
+        assert server.request.headers["X-Pad"] == "a b"
+        response = server.accept()
+        assert response.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+        assert response.endswith(b"\r\n\r\n") and response.count(b"\r\n\r\n") == 1
+
+    @pytest.mark.parametrize(
+        "name, value",
+        [("X-A", "1\r\nInjected: yes"), ("X-A", "1\nx"), ("X-A", "\x00"), ("Bad Name", "1"),
+         ("X-A:", "1"), ("X-A", "\u20ac")],
+    )
+    def test_headers_that_cannot_be_sent_are_a_value_error(self, name, value):
+        client = Protocol(Side.CLIENT)
+        with pytest.raises(ValueError):
+            client.send_request("h", "/", headers=[(name, value)])
+        server = Protocol(Side.SERVER)
+        server.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        drain(server)
+        with pytest.raises(ValueError):
+            server.reject(Response(403, [(name, value)]))
+
+    def test_a_path_with_spaces_or_a_status_out_of_range_is_a_value_error(self):
+        with pytest.raises(ValueError):
+            Protocol(Side.CLIENT).send_request("h", "/a b")
+        server = Protocol(Side.SERVER)
+        server.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        drain(server)
+        with pytest.raises(ValueError):
+            server.reject(Response(101))
 
     def test_trailing_data_after_response_is_a_message(self):
         client = Protocol(Side.CLIENT)

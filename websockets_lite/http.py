@@ -1,12 +1,27 @@
-"""The HTTP vocabulary of the opening handshake: headers, request, response."""
+"""The HTTP vocabulary of the opening handshake: headers, request, response,
+and the HTTP/1.1 heads that carry them.
+
+:func:`serialize_head` writes every head we send. :func:`split_head` reads
+the heads of ordinary handshakes, strictly; whatever it does not take (bodies,
+folded lines, other versions, anything malformed) it leaves to h11, which the
+protocol layer then uses to parse and answer it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TypeAlias
 
-__all__ = ["Headers", "HeadersLike", "Request", "Response"]
+__all__ = ["Headers", "HeadersLike", "Request", "Response", "serialize_head", "split_head"]
+
+# RFC 9110 5.1 and 5.5: a token, and a field value without its surrounding
+# whitespace. Every pattern here is linear: no nested or adjacent repeats.
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+#: Header names arrive in a few spellings only: decode each one once.
+_names: dict[bytes, str] = {}
 
 
 class Headers(Mapping[str, str]):
@@ -121,3 +136,52 @@ class Response:
                 self.headers["Content-Type"] = "text/plain; charset=utf-8"
         self.body = body
         self.reason = reason
+
+
+def serialize_head(start: str, headers: Iterable[tuple[str, str]]) -> bytes:
+    """Return an HTTP/1.1 head: ``start`` (request or status line), headers,
+    blank line. Raises ``ValueError`` for a header that cannot be sent as
+    given (a name that is not a token, a value with CR, LF or NUL in it, or
+    characters outside Latin-1): nothing is ever injected into the head."""
+    raw_start = start.encode("latin-1")
+    if not _VALUE.fullmatch(raw_start):
+        raise ValueError(f"invalid start line: {start!r}")
+    lines = [raw_start]
+    for name, value in headers:
+        raw_name = name.encode("latin-1")
+        raw_value = value.encode("latin-1").strip(b" \t")
+        if not _TOKEN.fullmatch(raw_name):
+            raise ValueError(f"invalid header name: {name!r}")
+        if not _VALUE.fullmatch(raw_value):
+            raise ValueError(f"invalid value for header {name}: {value!r}")
+        lines.append(raw_name + b": " + raw_value)
+    lines.append(b"\r\n")
+    return b"\r\n".join(lines)
+
+
+def split_head(head: bytes, max_headers: int) -> tuple[bytes, list[tuple[str, str]]] | None:
+    """Split a complete head (without its blank line) into its start line
+    and its headers; ``None`` when it is not the plain, valid kind: a folded
+    or malformed line, more than ``max_headers`` headers, or a body announced
+    (Content-Length, Transfer-Encoding). The caller checks the start line."""
+    lines = head.split(b"\r\n")
+    if len(lines) > max_headers + 1:
+        return None
+    headers = []
+    for line in lines[1:]:
+        raw_name, colon, raw_value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(raw_name):
+            return None  # no colon, whitespace before it, or a folded line
+        raw_value = raw_value.strip(b" \t")
+        if not _VALUE.fullmatch(raw_value):
+            return None
+        name = _names.get(raw_name)
+        if name is None:
+            name = raw_name.decode("latin-1")
+            if len(_names) < 256 and len(raw_name) <= 64:
+                _names[raw_name] = name
+        lowered = name.lower()
+        if lowered == "content-length" or lowered == "transfer-encoding":
+            return None
+        headers.append((name, raw_value.decode("latin-1")))
+    return lines[0], headers

@@ -1,7 +1,11 @@
 """Sans-I/O WebSocket protocol over wsproto: bytes in, messages and bytes out.
 
 This is the only module that imports wsproto (and h11, on which wsproto's
-handshake is built). It has no asyncio, no sockets and no clock. The
+handshake is built). It has no asyncio, no sockets and no clock. Two common
+cases skip them for speed, and hand everything else to them: ordinary
+handshake heads (see :func:`~websockets_lite.http.split_head`) and whole,
+simple data frames (see :meth:`Protocol._simple_message`). Tests feed both
+paths the same valid and broken input and require the same results. The
 connection layer drives it:
 
 - feed bytes with :meth:`Protocol.receive_data` and :meth:`Protocol.receive_eof`;
@@ -27,6 +31,7 @@ import dataclasses
 import enum
 import math
 import os
+import re
 import struct
 import sys
 import zlib
@@ -47,7 +52,7 @@ from wsproto.utilities import generate_accept_token, generate_nonce
 
 from .close import Close, CloseCode
 from .exceptions import InvalidHandshake, InvalidStatus
-from .http import Headers, HeadersLike, Request, Response
+from .http import Headers, HeadersLike, Request, Response, serialize_head, split_head
 
 __all__ = [
     "Deflate",
@@ -155,6 +160,11 @@ def _closed_during_handshake() -> InvalidHandshake:
 
 
 _TEXT, _BINARY, _PING, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG
+# Start lines that our own head parser takes (RFC 9112 3 and 4).
+_REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/1\.1")
+_SWITCHING = re.compile(rb"HTTP/1\.1 101(?: ([\t\x20-\x7e\x80-\xff]*))?")
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 
 
 def _truncate(reason: str) -> str:
@@ -188,9 +198,9 @@ class Protocol:
 
     # Slots: one of these lives as long as each connection.
     __slots__ = (
-        "_decoder", "_discard_data", "_frames", "_h11", "_h11_eof", "_masked", "_nonce",
+        "_decoder", "_discard_data", "_frames", "_h11", "_h11_eof", "_head", "_masked", "_nonce",
         "_offer", "_offered", "_out", "_own_framing", "_parser", "_partial", "_partial_text",
-        "_pong_bytes", "_proto", "_reject_body", "_unparsed", "close_rcvd",
+        "_pong_bytes", "_proto", "_reject_body", "_scan", "_unparsed", "close_rcvd",
         "close_rcvd_then_sent", "close_sent", "deflate", "handshake_exc", "hold_pongs",
         "max_fragments", "max_message_size", "opened", "peer_error", "pong", "request",
         "response", "side", "state", "subprotocol", "upgrade_error",
@@ -239,6 +249,10 @@ class Protocol:
             max_incomplete_event_size=MAX_HANDSHAKE_SIZE,
         )
         self._h11_eof = False
+        # The handshake's bytes while our own parser may still take them
+        # (see _next_handshake_event); None once they go to h11 or it is over.
+        self._head: bytearray | None = bytearray()
+        self._scan = 0
         self._nonce = b""
         self._offered: Sequence[str] = ()
         self._reject_body: bytearray | None = None
@@ -293,15 +307,21 @@ class Protocol:
             )
         for name, value in Headers(headers).raw_items():
             request_headers.add(name, value)
+        if not _TARGET.fullmatch(path.encode("latin-1", "replace")):
+            raise ValueError(f"invalid request path: {path!r}")
+        data = serialize_head(f"GET {path} HTTP/1.1", request_headers.raw_items())
         self.request = Request(path, request_headers)
-        event = h11.Request(method="GET", target=path, headers=request_headers.raw_items())
-        return self._h11.send(event) or b""
+        return data
 
     def _client_handshake_event(self, event: object) -> None:
         assert self._h11 is not None
         if isinstance(event, h11.InformationalResponse):
             if event.status_code == 101:
-                self._accept_response(event)
+                if _too_large(event):
+                    self._fail_handshake(InvalidHandshake("response headers too large"))
+                else:
+                    trailing = self._h11.trailing_data[0]
+                    self._accept_response(_headers(event), _reason(event), trailing)
         elif isinstance(event, h11.Response):
             self.response = Response(event.status_code, _headers(event), reason=_reason(event))
             self._reject_body = bytearray()
@@ -315,13 +335,8 @@ class Protocol:
             else:
                 self._fail_handshake(_closed_during_handshake())
 
-    def _accept_response(self, event: h11.InformationalResponse) -> None:
-        assert self._h11 is not None
-        if _too_large(event):
-            self._fail_handshake(InvalidHandshake("response headers too large"))
-            return
-        headers = _headers(event)
-        self.response = Response(101, headers, reason=_reason(event))
+    def _accept_response(self, headers: Headers, reason: str, trailing: bytes) -> None:
+        self.response = Response(101, headers, reason=reason)
         try:
             if not _has_token(headers, "Upgrade", "websocket"):
                 raise InvalidHandshake("missing 'Upgrade: websocket' in the response")
@@ -344,7 +359,7 @@ class Protocol:
             self._fail_handshake(exc)
             return
         self.subprotocol = subprotocol
-        self._open(self._h11.trailing_data[0])
+        self._open(trailing)
 
     def _finish_rejection(self) -> None:
         assert self.response is not None and self._reject_body is not None
@@ -399,16 +414,10 @@ class Protocol:
                     break
         for name, value in Headers(headers).raw_items():
             response_headers.add(name, value)
-        data = self._h11.send(
-            h11.InformationalResponse(
-                status_code=101,
-                headers=response_headers.raw_items(),
-                reason=b"Switching Protocols",
-            )
-        ) or b""
+        data = serialize_head("HTTP/1.1 101 Switching Protocols", response_headers.raw_items())
         self.response = Response(101, response_headers, reason="Switching Protocols")
         self.subprotocol = subprotocol
-        self._open(self._h11.trailing_data[0])
+        self._open(self._trailing())
         return data
 
     def reject(self, response: Response) -> bytes:
@@ -418,22 +427,24 @@ class Protocol:
         headers = Headers(response.headers)
         headers["Content-Length"] = str(len(response.body))
         headers["Connection"] = "close"
-        data = self._h11.send(
-            h11.Response(
-                status_code=response.status,
-                headers=headers.raw_items(),
-                reason=response.reason.encode(),
-            )
-        ) or b""
-        if response.body:
-            data += self._h11.send(h11.Data(data=response.body)) or b""
-        data += self._h11.send(h11.EndOfMessage()) or b""
+        if not 200 <= response.status <= 999:
+            raise ValueError(f"cannot answer a handshake with status {response.status}")
+        start = f"HTTP/1.1 {response.status} {response.reason}"
+        data = serialize_head(start, headers.raw_items()) + response.body
         self.response = Response(response.status, headers, response.body, response.reason)
         self.state = State.CLOSED
         self._h11 = None
         return data
 
     # Both sides.
+
+    def _trailing(self) -> bytes:
+        # What the peer sent after the handshake's head: its first frames.
+        if self._head is not None:
+            trailing, self._head = bytes(self._head), None
+            return trailing
+        assert self._h11 is not None
+        return self._h11.trailing_data[0]
 
     def _fail_handshake(self, exc: Exception, answer: Response | None = None) -> None:
         self.handshake_exc = exc
@@ -470,7 +481,10 @@ class Protocol:
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the network; then pull :meth:`next_event`."""
         if self._h11 is not None:
-            self._h11.receive_data(bytes(data))
+            if self._head is not None:
+                self._head += data
+            else:
+                self._h11.receive_data(bytes(data))
         elif (
             self._proto is not None and self.state is not State.CLOSED and self.close_rcvd is None
         ):
@@ -482,7 +496,8 @@ class Protocol:
         """Tell that the peer closed its side of the TCP connection."""
         if self._h11 is not None:
             self._h11_eof = True
-            self._h11.receive_data(b"")
+            if self._head is None:
+                self._h11.receive_data(b"")
         else:
             self.state = State.CLOSED
             self._parser = None
@@ -547,6 +562,67 @@ class Protocol:
         self._parser = None
         return None
 
+    def _fast_handshake_event(self) -> bool:
+        """Parse an ordinary handshake head ourselves; return whether it was
+        taken (or more bytes are needed). Anything else, rejections and
+        malformed or oversized heads included, goes to h11, several times
+        slower, which produces the answers and errors it always did."""
+        head = self._head
+        assert head is not None and self._h11 is not None
+        # Where h11 would see the head end, so that both parsers agree on it.
+        blank = _BLANK_LINE.search(head, self._scan, MAX_HANDSHAKE_SIZE + 4)
+        if blank is None:
+            self._scan = max(0, len(head) - 2)  # a slow sender costs no rescans
+            # h11 answers at once a head that cannot be HTTP (like TLS bytes).
+            hopeless = len(head) > 0 and head[0] < 0x21
+            if len(head) <= MAX_HANDSHAKE_SIZE and not self._h11_eof and not hopeless:
+                return True  # more bytes needed
+        elif blank.start() > 0 and head[blank.start() - 1 : blank.end()] == b"\r\n\r\n":
+            end = blank.start() - 1  # else a bare LF ends a line: h11's to parse
+            parsed = split_head(bytes(head[:end]), MAX_HEADERS)
+            if parsed is not None:
+                start, pairs = parsed
+                if self.side is Side.SERVER:
+                    match = _REQUEST_LINE.fullmatch(start)
+                    hosts = sum(1 for name, _ in pairs if name.lower() == "host")
+                    if match is not None and hosts == 1:
+                        method, target = match.groups()
+                        self.request = Request(
+                            target.decode("latin-1"), Headers(pairs), method.decode("latin-1")
+                        )
+                        self.upgrade_error = _check_upgrade(self.request, b"1.1")
+                        del head[: end + 4]
+                        return True
+                else:
+                    match = _SWITCHING.fullmatch(start)
+                    if match is not None:
+                        reason = (match.group(1) or b"").decode("latin-1")
+                        trailing = bytes(head[end + 4 :])
+                        self._head = None
+                        self._accept_response(Headers(pairs), reason, trailing)
+                        return True
+        self._to_h11()
+        return False
+
+    def _to_h11(self) -> None:
+        """Hand the handshake over to h11, with the bytes received so far."""
+        head, self._head = self._head, None
+        assert head is not None and self._h11 is not None
+        if self.side is Side.CLIENT and self.request is not None:
+            # Replay the request, sent without h11, so that h11 expects a response.
+            items = self.request.headers.raw_items()
+            self._h11.send(
+                h11.Request(
+                    method="GET",
+                    target=self.request.path,
+                    headers=[(name, value.strip(" \t")) for name, value in items],
+                )
+            )
+        if head:
+            self._h11.receive_data(bytes(head))  # b"" would mean EOF to h11
+        if self._h11_eof:
+            self._h11.receive_data(b"")
+
     def _simple_message(self) -> str | bytes | None:
         """Parse one whole message from wsproto's buffer, or return ``None``
         and leave the bytes to wsproto.
@@ -601,6 +677,11 @@ class Protocol:
         return message
 
     def _next_handshake_event(self) -> Request | None:
+        if self._head is not None:
+            if self.side is Side.SERVER and self.request is not None:
+                return None  # taken: the bytes wait for accept() or reject()
+            if self._fast_handshake_event():
+                return self.request if self.side is Side.SERVER else None
         while self._h11 is not None:
             try:
                 event = self._h11.next_event()
