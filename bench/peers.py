@@ -5,8 +5,9 @@
 
 Libraries: websockets_lite, websockets (asyncio API), aiohttp, wsproto-raw
 (a minimal asyncio.BufferedProtocol + wsproto echo: no queue, no limits, no
-safety: the ceiling of the parser websockets_lite builds on), fast (the
-common client for fanout: it parses unmasked server frames itself). Set
+safety: the ceiling of the parser websockets_lite builds on), picows (a
+Cython library with a frame-level API; no compression), fast (the common
+client for fanout: it parses unmasked server frames itself). Set
 BENCH_UVLOOP=1 to run on uvloop. Compression is off everywhere, except in
 the idle-mem scenario with BENCH_COMPRESSION=deflate.
 """
@@ -396,6 +397,113 @@ def connect_raw(url: str) -> Any:
     return RawConnect(url)
 
 
+# picows: a Cython WebSocket library with a frame-level API ---------------------------
+
+
+async def serve_picows(scenario: str, ready: Callable[[int], None]) -> None:
+    from picows import WSListener, WSMsgType, ws_create_server
+
+    def broadcast(connections: list[Any], message: bytes) -> None:
+        for listener in connections:  # no helper in picows: what users write
+            listener.transport.send(WSMsgType.BINARY, message)
+
+    async def send_end(listener: Any) -> None:
+        listener.transport.send(WSMsgType.TEXT, b"end")
+
+    fanout = Fanout(broadcast, send_end)
+
+    class Server(WSListener):  # type: ignore[misc]
+        def on_ws_connected(self, transport: Any) -> None:
+            self.transport = transport
+            self.count = 0
+            if mode(scenario) == "fanout":
+                fanout.connections.append(self)
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            # Every bench client sends whole messages, one frame each.
+            kind = frame.msg_type
+            if kind == WSMsgType.CLOSE:
+                transport.send_close(frame.get_close_code(), frame.get_close_message())
+                transport.disconnect()
+            elif kind not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                return
+            elif mode(scenario) == "echo":
+                transport.send(kind, frame.get_payload_as_bytes())
+            elif mode(scenario) == "sink":
+                if kind == WSMsgType.TEXT and frame.get_payload_as_bytes() == b"end":
+                    transport.send(WSMsgType.TEXT, str(self.count).encode())
+                else:
+                    self.count += 1
+            elif frame.get_payload_as_bytes() == b"go":
+                fanout.task = asyncio.ensure_future(fanout.go())
+
+    server = await ws_create_server(lambda request: Server(), "127.0.0.1", 0,
+                                    max_frame_size=MAX, backlog=2048)
+    ready(server.sockets[0].getsockname()[1])
+    await server.serve_forever()
+
+
+class PicowsClient:
+    """A picows client behind the small API the scenarios use."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.messages: list[Any] = []
+        self.waiter: asyncio.Future[None] | None = None
+
+    async def __aenter__(self) -> PicowsClient:
+        from picows import WSListener, WSMsgType, ws_connect
+
+        client = self
+
+        class Listener(WSListener):  # type: ignore[misc]
+            def on_ws_frame(self, transport: Any, frame: Any) -> None:
+                if frame.msg_type == WSMsgType.BINARY:
+                    client.deliver(frame.get_payload_as_bytes())
+                elif frame.msg_type == WSMsgType.TEXT:
+                    client.deliver(frame.get_payload_as_utf8_text())
+                elif frame.msg_type == WSMsgType.CLOSE:
+                    transport.disconnect()
+
+        self.transport, _ = await ws_connect(Listener, self.url, max_frame_size=MAX)
+        return self
+
+    def __await__(self) -> Any:
+        return self.__aenter__().__await__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def deliver(self, message: Any) -> None:
+        self.messages.append(message)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def send(self, data: str | bytes) -> None:
+        from picows import WSMsgType
+
+        if isinstance(data, str):
+            self.transport.send(WSMsgType.TEXT, data.encode())
+        else:
+            self.transport.send(WSMsgType.BINARY, data)
+
+    async def recv(self) -> Any:
+        while not self.messages:
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+        return self.messages.pop(0)
+
+    async def close(self) -> None:
+        from picows import WSCloseCode
+
+        self.transport.send_close(WSCloseCode.OK)
+        await self.transport.wait_disconnected()
+
+
+def connect_picows(url: str) -> Any:
+    return PicowsClient(url)
+
+
 # The common fast client for fanout: it parses unmasked frames itself --------------
 
 
@@ -580,9 +688,9 @@ async def client_fanout_fast(url: str) -> dict[str, Any]:
 
 
 SERVERS = {"websockets_lite": serve_lite, "websockets": serve_websockets,
-           "aiohttp": serve_aiohttp, "wsproto-raw": serve_raw}
+           "aiohttp": serve_aiohttp, "wsproto-raw": serve_raw, "picows": serve_picows}
 CONNECTS = {"websockets_lite": connect_lite, "websockets": connect_websockets,
-            "aiohttp": connect_aiohttp, "wsproto-raw": connect_raw}
+            "aiohttp": connect_aiohttp, "wsproto-raw": connect_raw, "picows": connect_picows}
 
 
 async def run_client(library: str, scenario: str, url: str) -> dict[str, Any]:

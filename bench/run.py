@@ -29,7 +29,7 @@ from typing import Any
 
 HERE = Path(__file__).parent
 PEERS = str(HERE / "peers.py")
-LIBRARIES = ["websockets", "websockets_lite", "aiohttp", "wsproto-raw"]
+LIBRARIES = ["websockets", "websockets_lite", "aiohttp", "wsproto-raw", "picows"]
 SCENARIOS = ["rtt", "stream64", "stream16k", "large", "fanout", "fanout-fast",
              "connect", "idle-mem", "idle-mem-deflate"]
 LOWER_IS_BETTER = {"idle-mem", "idle-mem-deflate"}
