@@ -581,28 +581,33 @@ class Protocol:
             end = blank.start() - 1  # else a bare LF ends a line: h11's to parse
             parsed = split_head(bytes(head[:end]), MAX_HEADERS)
             if parsed is not None:
-                start, pairs = parsed
                 if self.side is Side.SERVER:
-                    match = _REQUEST_LINE.fullmatch(start)
-                    hosts = sum(1 for name, _ in pairs if name.lower() == "host")
-                    if match is not None and hosts == 1:
-                        method, target = match.groups()
-                        self.request = Request(
-                            target.decode("latin-1"), Headers(pairs), method.decode("latin-1")
-                        )
-                        self.upgrade_error = _check_upgrade(self.request, b"1.1")
-                        del head[: end + 4]
-                        return True
+                    taken = self._take_request(*parsed)
                 else:
-                    match = _SWITCHING.fullmatch(start)
-                    if match is not None:
-                        reason = (match.group(1) or b"").decode("latin-1")
-                        trailing = bytes(head[end + 4 :])
-                        self._head = None
-                        self._accept_response(Headers(pairs), reason, trailing)
-                        return True
+                    taken = self._take_response(*parsed, trailing=bytes(head[end + 4 :]))
+                if taken:
+                    if self._head is not None:
+                        del head[: end + 4]  # what remains waits for accept()
+                    return True
         self._to_h11()
         return False
+
+    def _take_request(self, start: bytes, pairs: list[tuple[str, str]]) -> bool:
+        match = _REQUEST_LINE.fullmatch(start)
+        if match is None or sum(1 for name, _ in pairs if name.lower() == "host") != 1:
+            return False  # h11 answers 400 for a missing or repeated Host
+        method, target = match.groups()
+        self.request = Request(target.decode("latin-1"), Headers(pairs), method.decode("latin-1"))
+        self.upgrade_error = _check_upgrade(self.request, b"1.1")
+        return True
+
+    def _take_response(self, start: bytes, pairs: list[tuple[str, str]], trailing: bytes) -> bool:
+        match = _SWITCHING.fullmatch(start)
+        if match is None:
+            return False  # a rejection: h11 reads its body
+        self._head = None
+        self._accept_response(Headers(pairs), (match.group(1) or b"").decode("latin-1"), trailing)
+        return True
 
     def _to_h11(self) -> None:
         """Hand the handshake over to h11, with the bytes received so far."""
