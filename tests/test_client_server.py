@@ -18,6 +18,7 @@ from websockets_lite import (
     InvalidHandshake,
     InvalidStatus,
     InvalidURI,
+    Response,
     ServerProtocol,
     State,
     connect,
@@ -106,6 +107,30 @@ class TestHandshake:
         async with connect(server.uri, subprotocols=offered) as ws:
             assert ws.subprotocol == agreed
             assert await ws.recv() == str(agreed)
+
+    async def test_a_header_that_cannot_be_sent_is_a_value_error_before_any_byte(
+        self, start_server
+    ):
+        seen = []
+        server = await start_server(lambda ws: seen.append(ws) or ws.close())
+        with pytest.raises(ValueError, match="X-Bad"):
+            await connect(server.uri, additional_headers=[("X-Bad", "1\r\nInjected: yes")])
+        async with connect(server.uri):  # the server is fine and saw nothing
+            pass
+        assert len(seen) == 1 and "Injected" not in seen[0].request.headers
+
+    async def test_a_refusal_that_cannot_be_sent_is_a_500(self, start_server, caplog):
+        def process_request(ws, request):
+            return Response(403, [("X-Why", "line one\nline two")])
+
+        server = await start_server(echo, process_request=process_request)
+        with (
+            caplog.at_level(logging.ERROR, logger="websockets_lite"),
+            pytest.raises(InvalidStatus) as info,
+        ):
+            await connect(server.uri)
+        assert info.value.status == 500
+        assert "X-Why" in caplog.text
 
     async def test_non_101_answer_is_invalid_status(self):
         server, port = await raw_http_server(

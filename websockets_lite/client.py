@@ -99,7 +99,7 @@ class ClientProtocol(Connection):
     (cancelling :meth:`~Connection.close` aborts the TCP connection).
     """
 
-    __slots__ = ("_request_args",)
+    __slots__ = ("_request",)
 
     def __init__(
         self,
@@ -142,14 +142,16 @@ class ClientProtocol(Connection):
             headers["User-Agent"] = user_agent_header
         for name, value in Headers(additional_headers).raw_items():
             headers[name] = value
-        self._request_args = (wsuri.host_header, wsuri.path, list(subprotocols or ()), headers)
+        # Written now, so that a header that cannot be sent raises ValueError
+        # here, from connect(), before any byte goes out.
+        self._request = protocol.send_request(
+            wsuri.host_header, wsuri.path, subprotocols=list(subprotocols or ()), headers=headers
+        )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        host, path, subprotocols, headers = self._request_args
-        self._write(
-            self.protocol.send_request(host, path, subprotocols=subprotocols, headers=headers)
-        )
+        request, self._request = self._request, b""
+        self._write(request)
 
     async def handshake(self) -> None:
         """Wait for the opening handshake to complete.
@@ -248,7 +250,9 @@ class connect:
     both accept ``math.inf``. ``ssl`` is an ``SSLContext`` (wss:// without one
     uses a default, verifying context); ``sock`` an already connected socket.
     Credentials in the URI (``ws://user:password@host/``) become a Basic
-    ``Authorization`` header. Redirects (301, 302, 303, 307, 308) are followed
+    ``Authorization`` header. A header in ``additional_headers`` whose name
+    is not a token or whose value holds CR, LF or NUL raises ``ValueError``
+    when the request is written. Redirects (301, 302, 303, 307, 308) are followed
     up to 10 times, never from wss:// to ws://, and credentials are dropped
     when the origin changes. Iterating reconnects after the errors that
     :func:`retryable` accepts, waiting as ``backoff`` says, and raises the
@@ -348,11 +352,10 @@ class connect:
             token = base64.b64encode(f"{wsuri.username}:{wsuri.password or ''}".encode())
             headers = Headers(headers)
             headers["Authorization"] = "Basic " + token.decode()
-        connection: ClientProtocol | None = None
+        # Built before the socket: a header that cannot be sent raises here.
+        connection = ClientProtocol(wsuri, additional_headers=headers, **self.options)
 
         def factory() -> ClientProtocol:
-            nonlocal connection
-            connection = ClientProtocol(wsuri, additional_headers=headers, **self.options)
             return connection
 
         try:
@@ -366,11 +369,9 @@ class connect:
                 host = kwargs.pop("host", wsuri.host)
                 port = kwargs.pop("port", wsuri.port)
                 await loop.create_connection(factory, host, port, **kwargs)
-            assert connection is not None
             await connection.handshake()
         except BaseException:
-            if connection is not None:
-                connection.abort()
+            connection.abort()
             raise
         return connection
 

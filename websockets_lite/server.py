@@ -211,14 +211,19 @@ class ServerProtocol(Connection):
     def _answer(self, request: Request, response: Response | None, subprotocol: str | None) -> None:
         """Write the answer: a refusal, or the 101 (the connection's state
         change then starts the handler, in :meth:`_opened`)."""
-        if response is not None:
-            if self.logger.isEnabledFor(logging.INFO):
-                self.logger.info(
-                    "answered %s %s with HTTP %d", self.peer, request.path, response.status
-                )
-            self._write(self.protocol.reject(response))
-        else:
-            self._write(self.protocol.accept(subprotocol))
+        try:
+            if response is None:
+                data = self.protocol.accept(subprotocol)
+            else:
+                data = self.protocol.reject(response)
+        except ValueError:  # headers that cannot be sent, a status out of range
+            self.logger.exception("opening handshake failed: the answer cannot be sent")
+            response = Response(500, body="Internal server error.\n")
+            data = self.protocol.reject(response)
+        if response is not None and self.logger.isEnabledFor(logging.INFO):
+            status = response.status
+            self.logger.info("answered %s %s with HTTP %d", self.peer, request.path, status)
+        self._write(data)
 
     def _opened(self) -> None:
         super()._opened()
