@@ -160,6 +160,7 @@ def _closed_during_handshake() -> InvalidHandshake:
 
 
 _TEXT, _BINARY, _PING, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG
+_CLOSED = State.CLOSED
 # Start lines that our own head parser takes (RFC 9112 3 and 4).
 _REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/1\.1")
 _SWITCHING = re.compile(rb"HTTP/1\.1 101(?: ([\t\x20-\x7e\x80-\xff]*))?")
@@ -486,9 +487,13 @@ class Protocol:
             else:
                 self._h11.receive_data(bytes(data))
         elif (
-            self._proto is not None and self.state is not State.CLOSED and self.close_rcvd is None
+            self._proto is not None and self.state is not _CLOSED and self.close_rcvd is None
         ):
-            self._proto.receive_bytes(data)  # type: ignore[arg-type]  # memoryview works
+            unparsed = self._unparsed
+            if self._decoder is not None and unparsed is not None:
+                unparsed += data  # in place: what wsproto's receive_bytes() does, in one step
+            else:
+                self._proto.receive_bytes(data)  # type: ignore[arg-type]  # memoryview works
             if self._parser is None:
                 self._parser = self._proto.received_frames()
 
@@ -650,7 +655,7 @@ class Protocol:
             return None
         second = buffer[1]
         masked = second & 0x80
-        if (masked == 0) is (self.side is Side.SERVER):
+        if (masked != 0) is self._masked:  # a client masks, a server does not
             return None
         length = second & 0x7F
         start = 2
