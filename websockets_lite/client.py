@@ -252,7 +252,7 @@ class connect:
     Credentials in the URI (``ws://user:password@host/``) become a Basic
     ``Authorization`` header. A header in ``additional_headers`` whose name
     is not a token or whose value holds CR, LF or NUL raises ``ValueError``
-    when the request is written. Redirects (301, 302, 303, 307, 308) are followed
+    before connecting. Redirects (301, 302, 303, 307, 308) are followed
     up to 10 times, never from wss:// to ws://, and credentials are dropped
     when the origin changes. Iterating reconnects after the errors that
     :func:`retryable` accepts, waiting as ``backoff`` says, and raises the
