@@ -141,6 +141,9 @@ def test_valid_streams_split_anywhere(items, cuts, compression):
     assert pull(client) == [Pong(payload) for payload in pings]
 
 
+close_payload_1000 = (1000).to_bytes(2, "big") + b"bye"
+
+
 @st.composite
 def raw_frame(draw: st.DrawFn, side: Side) -> bytes:
     """One frame as the peer of ``side`` might send it, valid or not."""
@@ -172,9 +175,6 @@ def raw_frame(draw: st.DrawFn, side: Side) -> bytes:
     key = draw(st.binary(min_size=4, max_size=4))
     head = bytes((head[0], head[1] | 0x80)) + head[2:]
     return head + key + mask(payload, key)
-
-
-close_payload_1000 = (1000).to_bytes(2, "big") + b"bye"
 
 
 def state_of(protocol: Protocol) -> tuple[object, ...]:
@@ -250,16 +250,11 @@ def outcome(protocol: Protocol) -> tuple[object, ...]:
     )
 
 
-@FUZZ
-@given(
-    edits=st.lists(edit, max_size=3),
-    cuts=st.lists(st.integers(0, 400), max_size=4),
-    eof=st.booleans(),
-)
-def test_own_request_parser_agrees_with_h11(edits, cuts, eof):
-    stream = mangle(REQUEST, edits) + frame(0x82, b"first", True)
-    fast, slow = Protocol(Side.SERVER), Protocol(Side.SERVER)
-    slow._to_h11()
+def feed_both(
+    fast: Protocol, slow: Protocol, stream: bytes, cuts: list[int], eof: bool
+) -> tuple[list[object], list[object]]:
+    """Feed ``stream`` to both, cut at ``cuts``, then maybe EOF; return the
+    events each produced."""
     events: tuple[list[object], list[object]] = ([], [])
     points = sorted({0, len(stream), *(cut % (len(stream) + 1) for cut in cuts)})
     for start, end in itertools.pairwise(points):
@@ -270,7 +265,21 @@ def test_own_request_parser_agrees_with_h11(edits, cuts, eof):
         for protocol, seen in zip((fast, slow), events, strict=True):
             protocol.receive_eof()
             seen += pull(protocol)
-    assert events[0] == events[1]
+    return events
+
+
+@FUZZ
+@given(
+    edits=st.lists(edit, max_size=3),
+    cuts=st.lists(st.integers(0, 400), max_size=4),
+    eof=st.booleans(),
+)
+def test_own_request_parser_agrees_with_h11(edits, cuts, eof):
+    stream = mangle(REQUEST, edits) + frame(0x82, b"first", True)
+    fast, slow = Protocol(Side.SERVER), Protocol(Side.SERVER)
+    slow._to_h11()
+    fast_events, slow_events = feed_both(fast, slow, stream, cuts, eof)
+    assert fast_events == slow_events
     assert outcome(fast) == outcome(slow)
     assert fast.data_to_send() == slow.data_to_send()
     if fast.request is not None and fast.upgrade_error is None and fast.state is State.CONNECTING:
@@ -293,17 +302,8 @@ def test_own_response_parser_agrees_with_h11(edits, cuts, body, eof):
         protocol.send_request("example.com", "/chat")
         protocol._nonce = NONCE
     slow._to_h11()
-    events: tuple[list[object], list[object]] = ([], [])
-    points = sorted({0, len(stream), *(cut % (len(stream) + 1) for cut in cuts)})
-    for start, end in itertools.pairwise(points):
-        for protocol, seen in zip((fast, slow), events, strict=True):
-            protocol.receive_data(stream[start:end])
-            seen += pull(protocol)
-    if eof:
-        for protocol, seen in zip((fast, slow), events, strict=True):
-            protocol.receive_eof()
-            seen += pull(protocol)
-    assert events[0] == events[1]
+    fast_events, slow_events = feed_both(fast, slow, stream, cuts, eof)
+    assert fast_events == slow_events
     assert outcome(fast) == outcome(slow)
 
 
