@@ -655,7 +655,7 @@ class Protocol:
             return None
         second = buffer[1]
         masked = second & 0x80
-        if (masked != 0) is self._masked:  # a client masks, a server does not
+        if (masked != 0) is self._masked:  # the peer masks if and only if we do not
             return None
         length = second & 0x7F
         start = 2
