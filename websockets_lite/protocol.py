@@ -599,10 +599,11 @@ class Protocol:
 
     def _take_request(self, start: bytes, pairs: list[tuple[str, str]]) -> bool:
         match = _REQUEST_LINE.fullmatch(start)
-        if match is None or sum(1 for name, _ in pairs if name.lower() == "host") != 1:
+        headers = Headers(pairs)
+        if match is None or len(headers.get_all("Host")) != 1:
             return False  # h11 answers 400 for a missing or repeated Host
         method, target = match.groups()
-        self.request = Request(target.decode("latin-1"), Headers(pairs), method.decode("latin-1"))
+        self.request = Request(target.decode("latin-1"), headers, method.decode("latin-1"))
         self.upgrade_error = _check_upgrade(self.request, b"1.1")
         return True
 
