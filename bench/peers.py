@@ -303,7 +303,26 @@ async def serve_raw(scenario: str, ready: Callable[[int], None]) -> None:
     await server.serve_forever()
 
 
-class RawClient(asyncio.BufferedProtocol):
+class Inbox:
+    """Messages a callback-based client received, for an awaiting recv()."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.waiter: asyncio.Future[None] | None = None
+
+    def deliver(self, message: Any) -> None:
+        self.messages.append(message)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def recv(self) -> Any:
+        while not self.messages:
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+        return self.messages.pop(0)
+
+
+class RawClient(Inbox, asyncio.BufferedProtocol):
     """A wsproto client with one waiter: the bare ceiling."""
 
     def __init__(self, host: str, path: str) -> None:
@@ -311,10 +330,9 @@ class RawClient(asyncio.BufferedProtocol):
 
         self.conn = WSConnection(ConnectionType.CLIENT)
         self.host, self.path = host, path
+        super().__init__()
         self.buffer = bytearray(256 * 1024)
-        self.messages: list[Any] = []
         self.parts: list[Any] = []
-        self.waiter: asyncio.Future[None] | None = None
         self.opened = asyncio.get_running_loop().create_future()
         self.closed = asyncio.get_running_loop().create_future()
 
@@ -339,9 +357,7 @@ class RawClient(asyncio.BufferedProtocol):
                     parts, self.parts = self.parts, []
                     data = parts[0] if len(parts) == 1 else (
                         "" if isinstance(parts[0], str) else b"").join(parts)
-                    self.messages.append(data)
-                    if self.waiter is not None and not self.waiter.done():
-                        self.waiter.set_result(None)
+                    self.deliver(data)
             elif isinstance(event, AcceptConnection):
                 self.opened.set_result(None)
             elif isinstance(event, Ping):
@@ -358,12 +374,6 @@ class RawClient(asyncio.BufferedProtocol):
 
         event = TextMessage(data=data) if isinstance(data, str) else BytesMessage(data=data)
         self.transport.write(self.conn.send(event))
-
-    async def recv(self) -> Any:
-        while not self.messages:
-            self.waiter = asyncio.get_running_loop().create_future()
-            await self.waiter
-        return self.messages.pop(0)
 
     async def close(self) -> None:
         from wsproto.events import CloseConnection
@@ -443,13 +453,12 @@ async def serve_picows(scenario: str, ready: Callable[[int], None]) -> None:
     await server.serve_forever()
 
 
-class PicowsClient:
+class PicowsClient(Inbox):
     """A picows client behind the small API the scenarios use."""
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         self.url = url
-        self.messages: list[Any] = []
-        self.waiter: asyncio.Future[None] | None = None
 
     async def __aenter__(self) -> PicowsClient:
         from picows import WSListener, WSMsgType, ws_connect
@@ -474,11 +483,6 @@ class PicowsClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def deliver(self, message: Any) -> None:
-        self.messages.append(message)
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
     async def send(self, data: str | bytes) -> None:
         from picows import WSMsgType
 
@@ -486,12 +490,6 @@ class PicowsClient:
             self.transport.send(WSMsgType.TEXT, data.encode())
         else:
             self.transport.send(WSMsgType.BINARY, data)
-
-    async def recv(self) -> Any:
-        while not self.messages:
-            self.waiter = asyncio.get_running_loop().create_future()
-            await self.waiter
-        return self.messages.pop(0)
 
     async def close(self) -> None:
         from picows import WSCloseCode
