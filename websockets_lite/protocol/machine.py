@@ -1,0 +1,382 @@
+"""The connection's state machine: it drives wsproto's frame layer once the
+handshake is over, assembles messages within their limits, answers pings
+and closes, and frames what we send."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import h11
+from wsproto.extensions import Extension
+from wsproto.frame_protocol import (
+    CloseReason,
+    Frame,
+    FrameDecoder,
+    FrameProtocol,
+    Opcode,
+    ParseFailed,
+)
+
+from ..close import Close, CloseCode
+from ..http import Request, Response
+from .deflate import Deflate
+from .frames import MAX_CLOSE_REASON, _close, _truncate, _valid_close_code, frame, simple_message
+from .handshake import MAX_HANDSHAKE_SIZE, Handshake, _closed_during_handshake
+from .state import Pong, Side, State
+
+__all__ = ["MAX_PONG_BYTES", "Protocol"]
+
+#: Most bytes of automatic pongs queued between two calls of data_to_send();
+#: beyond it pongs are held like while the write buffer is full.
+MAX_PONG_BYTES = 16 * 1024
+
+_TEXT, _BINARY, _PING, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG
+_CLOSED = State.CLOSED
+
+
+class Protocol(Handshake):
+    """One WebSocket connection, client or server side, without I/O.
+
+    ``max_message_size`` and ``max_fragments`` may be ``math.inf``.
+    """
+
+    # Slots: one of these lives as long as each connection.
+    __slots__ = (
+        "_decoder", "_discard_data", "_frames", "_masked", "_own_framing", "_parser",
+        "_partial", "_partial_text", "_pong_bytes", "_proto", "_unparsed", "close_rcvd",
+        "close_rcvd_then_sent", "close_sent", "hold_pongs", "max_fragments", "max_message_size",
+        "opened", "peer_error", "pong",
+    )
+
+    def __init__(
+        self,
+        side: Side,
+        *,
+        max_message_size: float = 2**20,
+        max_fragments: float = 4096,
+        compression: str | None = None,
+    ) -> None:
+        if compression not in (None, "deflate"):
+            raise ValueError(f"unsupported compression: {compression!r}")
+        self.side = side
+        self.state = State.CONNECTING
+        self.max_message_size = max_message_size
+        self.max_fragments = max_fragments
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self.subprotocol: str | None = None
+        #: The answer to a request that is not a valid WebSocket upgrade
+        #: (server side), or ``None`` when it is valid.
+        self.upgrade_error: Response | None = None
+        #: Whether the opening handshake succeeded (it stays true once closed).
+        self.opened = False
+        #: Why the opening handshake failed, once it has.
+        self.handshake_exc: Exception | None = None
+        self.close_rcvd: Close | None = None
+        self.close_sent: Close | None = None
+        self.close_rcvd_then_sent: bool | None = None
+        #: The close frame we sent because the peer broke a rule or a limit.
+        self.peer_error: Close | None = None
+        #: Set while the write buffer is over its limit: automatic pongs are
+        #: then held in :attr:`pong`, the latest replacing older ones (RFC
+        #: 6455 5.5.3 allows answering only the most recent ping).
+        self.hold_pongs = False
+        #: The latest automatic pong held back, to write once there is room.
+        self.pong: bytes | None = None
+        #: The permessage-deflate extension, once negotiated.
+        self.deflate: Deflate | None = None
+        self._offer = Deflate(side, max_message_size) if compression else None
+        self._h11: h11.Connection | None = h11.Connection(
+            h11.CLIENT if side is Side.CLIENT else h11.SERVER,
+            max_incomplete_event_size=MAX_HANDSHAKE_SIZE,
+        )
+        self._h11_eof = False
+        # The handshake's bytes while our own parser may still take them
+        # (see _next_handshake_event); None once they go to h11 or it is over.
+        self._head: bytearray | None = bytearray()
+        self._scan = 0
+        self._nonce = b""
+        self._offered: Sequence[str] = ()
+        self._reject_body: bytearray | None = None
+        # wsproto's frame layer: parser, UTF-8 decoder, close validation and
+        # extension hooks. Its Connection wrapper is not used: we keep the
+        # state here, and parse errors come out as ParseFailed.
+        self._proto: FrameProtocol | None = None
+        self._parser: Iterator[Frame] | None = None
+        self._out: list[bytes] = []
+        self._pong_bytes = 0
+        # The message being assembled, as UTF-8 bytes for text: its length is
+        # the size that max_message_size bounds, with no per-fragment overhead.
+        self._partial: bytearray | None = None
+        self._partial_text = False
+        self._frames = 0
+        self._discard_data = False
+        self._own_framing = False
+        self._masked = side is Side.CLIENT
+        # wsproto's buffer of bytes not parsed yet, when we can see it.
+        self._unparsed: bytearray | None = None
+        # wsproto's frame decoder, when simple frames may be parsed here.
+        self._decoder: FrameDecoder | None = None
+
+    def _open(self, trailing: bytes) -> None:
+        extensions: list[Extension] = [self.deflate] if self.deflate else []
+        self._proto = FrameProtocol(self.side is Side.CLIENT, extensions)
+        decoder = getattr(self._proto, "_frame_decoder", None)
+        self._unparsed = getattr(getattr(decoder, "buffer", None), "buffer", None)
+        # Complete, unfragmented, uncompressed data frames that wait whole in
+        # wsproto's buffer while its decoder is between frames are parsed
+        # here (see frames.simple_message); everything else goes through wsproto.
+        if (
+            self.deflate is None
+            and type(self._unparsed) is bytearray
+            and getattr(decoder, "header", False) is None
+        ):
+            self._decoder = decoder
+        self._offer = None
+        # Complete uncompressed messages are framed here with struct and a
+        # fast mask, not by wsproto: the same bytes, several times faster.
+        self._own_framing = self.deflate is None
+        self._masked = self.side is Side.CLIENT
+        self._h11 = None
+        self.opened = True
+        self.state = State.OPEN
+        if trailing:
+            self.receive_data(trailing)
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes read from the network; then pull :meth:`next_event`."""
+        if self._h11 is not None:
+            if self._head is not None:
+                self._head += data
+            else:
+                self._h11.receive_data(bytes(data))
+        elif (
+            self._proto is not None and self.state is not _CLOSED and self.close_rcvd is None
+        ):
+            unparsed = self._unparsed
+            if self._decoder is not None and unparsed is not None:
+                unparsed += data  # in place: what wsproto's receive_bytes() does, in one step
+            else:
+                self._proto.receive_bytes(data)  # type: ignore[arg-type]  # memoryview works
+            if self._parser is None:
+                self._parser = self._proto.received_frames()
+
+    def receive_eof(self) -> None:
+        """Tell that the peer closed its side of the TCP connection."""
+        if self._h11 is not None:
+            self._h11_eof = True
+            if self._head is None:
+                self._h11.receive_data(b"")
+        else:
+            self.state = State.CLOSED
+            self._parser = None
+
+    def lost(self) -> None:
+        """Tell that the TCP connection is gone, whatever the state."""
+        if self._h11 is not None:
+            self.receive_eof()
+            self.next_event()  # lets a rejection whose body ends at EOF complete
+        if self.state is State.CONNECTING:
+            self.handshake_exc = _closed_during_handshake()
+        self._h11 = None
+        self.state = State.CLOSED
+        self._parser = None
+        self._partial = None
+
+    def next_event(self) -> str | bytes | Pong | Request | None:
+        """Return the next event, or ``None`` when more bytes are needed."""
+        if self._h11 is not None:
+            request = self._next_handshake_event()
+            if request is not None or self._h11 is not None:
+                return request
+        frames = self._parser
+        if frames is None:
+            return None
+        decoder = self._decoder
+        if (
+            decoder is not None
+            and decoder.header is None
+            and self._partial is None
+            and not self._discard_data
+        ):
+            assert self._unparsed is not None
+            message = simple_message(self._unparsed, self._masked, self.max_message_size)
+            if message is not None:
+                if not self._unparsed:
+                    self._parser = None
+                return message
+        try:
+            for frame_ in frames:
+                opcode = frame_.opcode
+                if opcode is _TEXT or opcode is _BINARY:
+                    message = self._assemble(frame_)
+                    if message is not None:
+                        if not self._unparsed:
+                            # Nothing left to parse: resuming the parser would
+                            # only find that out, at the cost of a parse attempt.
+                            self._parser = None
+                        return message
+                elif opcode is _PING:
+                    self._on_ping(frame_.payload)  # type: ignore[arg-type]
+                elif opcode is _PONG:
+                    return Pong(bytes(frame_.payload))  # type: ignore[arg-type]
+                else:
+                    self._on_close(*frame_.payload)
+        except ParseFailed as exc:
+            # RFC 6455 7.1.7: fail the connection. Only our inflater says 1009.
+            reason = str(exc)
+            if exc.code == CloseReason.MESSAGE_TOO_BIG:
+                reason = f"message over {self.max_message_size} bytes once decompressed"
+            self.fail(exc.code, reason)
+            self.peer_error = self.close_sent or _close(exc.code, _truncate(reason))
+        self._parser = None
+        return None
+
+    def _assemble(self, event: Frame) -> str | bytes | None:
+        if self._discard_data:
+            return None
+        data: str | bytes = event.payload  # type: ignore[assignment]  # str or bytes here
+        if event.message_finished and self._partial is None:
+            # The whole message arrived in one piece: the common, fast case.
+            if isinstance(data, bytes) or data.isascii():
+                size = len(data)
+            else:
+                size = len(data.encode())
+            if size > self.max_message_size:
+                self._refuse_message(f"message over {self.max_message_size} bytes")
+                return None
+            return data
+        if self._partial is None:
+            self._partial = bytearray()
+            self._partial_text = type(data) is str
+        self._partial += data.encode() if isinstance(data, str) else data
+        if len(self._partial) > self.max_message_size:
+            self._refuse_message(f"message over {self.max_message_size} bytes")
+            return None
+        if event.frame_finished:
+            self._frames += 1
+            if self._frames > self.max_fragments:
+                self._refuse_message(f"message in over {self.max_fragments} fragments")
+                return None
+        if not event.message_finished:
+            return None
+        message: str | bytes = (
+            self._partial.decode() if self._partial_text else bytes(self._partial)
+        )
+        self._partial = None
+        self._frames = 0
+        return message
+
+    def _refuse_message(self, reason: str) -> None:
+        # 1009: drop the partial message and any later data, but keep parsing
+        # so that the peer's close reply is seen: a clean closing handshake.
+        self._partial = None
+        self._discard_data = True
+        if self.state is State.OPEN:
+            self._out.append(self.send_close(CloseCode.MESSAGE_TOO_BIG, reason))
+            self.peer_error = self.close_sent
+
+    def _on_ping(self, payload: bytes) -> None:
+        if self.close_sent is None:  # after our close frame, nothing else goes out
+            pong = frame(0x8A, bytes(payload), self._masked)
+            if self.hold_pongs or self._pong_bytes >= MAX_PONG_BYTES:
+                self.pong = pong
+            else:
+                self._out.append(pong)
+                self._pong_bytes += len(pong)
+
+    def _on_close(self, code: int, reason: str) -> None:
+        self.close_rcvd = _close(code, reason)
+        if self.close_sent is None:
+            # Echo the peer's close frame (RFC 6455 5.5.1).
+            self.pong = None
+            self._out.append(self._close_frame(code, reason))
+            self.close_sent = self.close_rcvd
+            self.close_rcvd_then_sent = True
+        else:
+            self.close_rcvd_then_sent = False
+        self.state = State.CLOSED
+        self._partial = None
+        self._parser = None
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fail the connection (RFC 6455 7.1.7): send a close frame if none was
+        sent, and stop processing anything the peer sends."""
+        if self.state is State.OPEN:
+            self._out.append(self.send_close(code, _truncate(reason)))
+        self.state = State.CLOSED
+        self._parser = None
+        self._partial = None
+
+    # Sending, once open. The connection layer checks that the state is OPEN.
+
+    def send_text(self, data: str) -> bytes:
+        """Return the frame of a complete text message."""
+        if self._own_framing:
+            return frame(0x81, data.encode(), self._masked)
+        assert self._proto is not None
+        return bytes(self._proto.send_data(data))
+
+    def send_binary(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Return the frame of a complete binary message."""
+        if self._own_framing:
+            return frame(0x82, bytes(data), self._masked)
+        assert self._proto is not None
+        return bytes(self._proto.send_data(bytes(data)))
+
+    def send_fragment(self, data: str | bytes | bytearray | memoryview, fin: bool) -> bytes:
+        """Return one frame of a fragmented message; ``fin`` marks the last one.
+
+        Raises ``TypeError`` when text and binary fragments are mixed.
+        """
+        assert self._proto is not None
+        # Through wsproto, which tracks the message in progress; complete
+        # messages wait for it at the connection layer.
+        self._own_framing = fin and self.deflate is None
+        if not isinstance(data, str):
+            data = bytes(data)
+        return bytes(self._proto.send_data(data, fin))
+
+    def send_ping(self, payload: bytes) -> bytes:
+        return frame(0x89, payload, self._masked)
+
+    def send_close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> bytes:
+        """Return the close frame to write and move to ``CLOSING``.
+
+        Raises ``ValueError`` for a code that may not be sent or a reason
+        longer than 123 bytes in UTF-8.
+        """
+        assert self._proto is not None and self.state is State.OPEN
+        if not _valid_close_code(code):
+            raise ValueError(f"invalid close code: {code}")
+        if len(reason.encode()) > MAX_CLOSE_REASON:
+            raise ValueError(f"close reason over {MAX_CLOSE_REASON} bytes")
+        self.pong = None
+        self.close_sent = _close(code, reason)
+        self.state = State.CLOSING
+        return self._close_frame(code, reason)
+
+    def _close_frame(self, code: int, reason: str) -> bytes:
+        # 1005 means "no code": its close frame is empty (RFC 6455 7.1.5).
+        if code == CloseCode.NO_STATUS_RCVD:
+            return frame(0x88, b"", self._masked)
+        return frame(0x88, code.to_bytes(2, "big") + reason.encode(), self._masked)
+
+    def buffered_bytes(self) -> int:
+        """Bytes received and still held: the message being assembled plus
+        the bytes wsproto has not parsed yet (the read-side bound's share)."""
+        size = len(self._partial) if self._partial is not None else 0
+        if self._unparsed is not None:
+            size += len(self._unparsed)
+        return size
+
+    def data_to_send(self) -> bytes:
+        """Return and forget the bytes queued by the protocol itself."""
+        if not self._out:
+            return b""
+        data = b"".join(self._out)
+        self._out.clear()
+        self._pong_bytes = 0
+        return data
+
+
