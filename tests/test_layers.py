@@ -110,3 +110,20 @@ def test_public_names_are_exported():
     for name in websockets_lite.__all__:
         assert hasattr(websockets_lite, name), name
     assert (PACKAGE / "py.typed").exists()
+
+
+def test_every_subpackage_is_packaged():
+    # A wheel built with "packages = [websockets_lite]" silently left out
+    # pubsub/ and protocol/: check the find rule against the tree.
+    import tomllib
+
+    from setuptools import find_namespace_packages
+
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    found = set(find_namespace_packages(str(PACKAGE.parent), include=include))
+    tree = {
+        ".".join(path.parent.relative_to(PACKAGE.parent).parts)
+        for path in PACKAGE.rglob("__init__.py")
+    }
+    assert tree <= found
