@@ -213,3 +213,50 @@ class RedisServer:
             self.process.kill()
             self.process.wait()
             self.process = None
+
+
+class Relay:
+    """A TCP relay on 127.0.0.1 in front of ``port``, which can stop passing
+    bytes in both directions while keeping both connections open: a peer
+    that silently disappears (no FIN, no RST), as after a network cut."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.port = 0
+        self.cut = False
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> Relay:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        self.writers += [writer, upstream_writer]
+        await asyncio.gather(
+            self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer),
+            return_exceptions=True,
+        )
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if not self.cut:
+                writer.write(data)
+
+    async def close(self) -> None:
+        for writer in self.writers:
+            writer.transport.abort()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close a TCP connection with a reset (RST), as a crashed peer's kernel does."""
+    import socket
+
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()

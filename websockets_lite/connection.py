@@ -111,7 +111,8 @@ class Stats:
     #: Bytes waiting to be written: the transport's write buffer, plus the
     #: frames that broadcasts wrote this loop iteration.
     write_buffer_size: int
-    #: Whether reading is paused now because messages are not consumed.
+    #: Whether reading is paused now because messages are not consumed (the
+    #: parser waits; the socket is still read ahead, up to 256 KiB).
     read_paused: bool
     #: Total seconds reading stayed paused because messages were not consumed.
     read_paused_seconds: float
@@ -130,6 +131,8 @@ class Connection(asyncio.BufferedProtocol):
     """
 
     __slots__ = (
+        "__weakref__",  # weak registries (weakref.WeakSet) of connections work
+        "_blind",
         "_closed_waiters",
         "_cork",
         "_cork_size",
@@ -143,8 +146,10 @@ class Connection(asyncio.BufferedProtocol):
         "_pings",
         "_read_flow",
         "_recv_waiter",
+        "_scanned",
         "_seen_state",
         "_stalled",
+        "_transport_paused",
         "_write_flow",
         "broadcasts_skipped",
         "bytes_in",
@@ -187,10 +192,16 @@ class Connection(asyncio.BufferedProtocol):
         self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
         self.broadcasts_skipped = 0
         self._id: uuid.UUID | None = None
-        self._read_flow = ReadFlow(message_queue_size, self._pause_reading, self._resume_reading,
+        self._read_flow = ReadFlow(message_queue_size, self._on_stall, self._on_unstall,
                                    time.perf_counter)
         self._write_flow = WriteFlow()
+        # The parser stalls when the application is behind (see _look_ahead).
         self._stalled = False
+        # Where the look-ahead stopped, counted like bytes_in; and whether it
+        # can see no further (it stopped reading).
+        self._scanned = 0
+        self._blind = False
+        self._transport_paused = False
         self._seen_state = protocol.state
         self._recv_waiter: asyncio.Future[None] | None = None
         # One future per waiting coroutine, woken directly: cheaper than
@@ -472,9 +483,9 @@ class Connection(asyncio.BufferedProtocol):
         """Send a ping and return the round-trip time in seconds once the pong
         arrives. A pong answers every earlier ping too (RFC 6455 5.5.3).
 
-        The pong is read like any other frame: while messages wait unread
-        and reading is paused (see ``message_queue_size``), it waits behind
-        them. Cancelling ``ping()`` is safe.
+        While messages wait unread (see ``message_queue_size``), the pong is
+        found by reading ahead of them, up to 256 KiB; beyond that it waits
+        until the application reads. Cancelling ``ping()`` is safe.
         """
         if self.protocol.state is not State.OPEN:
             await self._raise_closed()
@@ -618,17 +629,25 @@ class Connection(asyncio.BufferedProtocol):
 
     # Internals: processing what the peer sent.
 
-    def _process(self) -> None:
+    def _process(self, drain: bool = False) -> None:
         """Pull events from the protocol; never raises (asyncio would drop
-        the connection with a 'Fatal error' if a transport callback did)."""
+        the connection with a 'Fatal error' if a transport callback did).
+
+        ``drain`` pulls every event, over the queue's size: for bytes already
+        held (turning them into messages holds no more) when the peer is
+        done sending."""
         try:
-            self._pull_events()
+            if drain:
+                self._stalled = False
+                self._pull_events(math.inf)
+            else:
+                self._pull_events(self._read_flow.size)
             self._after_events()
         except Exception:
             self.logger.exception("internal error; aborting the connection")
             self.transport.abort()
 
-    def _pull_events(self) -> None:
+    def _pull_events(self, limit: float) -> None:
         protocol = self.protocol
         read = self._read_flow
         messages = read.messages
@@ -644,7 +663,7 @@ class Connection(asyncio.BufferedProtocol):
                     waiter.set_result(None)
                 if protocol.state is _OPEN:
                     messages.append(event)
-                    if len(messages) > read.size:
+                    if len(messages) > limit:
                         self._stalled = True
                         break
                 elif len(messages) < read.size or not messages:
@@ -660,20 +679,54 @@ class Connection(asyncio.BufferedProtocol):
 
     def _after_events(self) -> None:
         protocol = self.protocol
+        self._write_replies()
+        if protocol.state is not self._seen_state:
+            previous, self._seen_state = self._seen_state, protocol.state
+            self._state_changed(previous, protocol.state)
+        if self._stalled:
+            if self._read_flow.paused:
+                self._look_ahead()  # stalled again: there may be room to read now
+            else:
+                self._read_flow.pause_reading()
+        elif self._read_flow.paused and not self._handshake_pending():
+            self._read_flow.resume_reading()
+
+    def _write_replies(self) -> None:
+        # What the protocol wrote itself: pongs, close replies, handshake answers.
         if not self._lost:
+            protocol = self.protocol
             data = protocol.data_to_send()
             if data:
                 self._write(data)
             if protocol.pong is not None and not self._write_flow.paused:
                 self._write(protocol.pong)
                 protocol.pong = None
-        if protocol.state is not self._seen_state:
-            previous, self._seen_state = self._seen_state, protocol.state
-            self._state_changed(previous, protocol.state)
-        if self._stalled:
-            self._read_flow.pause_reading()
-        elif self._read_flow.paused and not self._handshake_pending():
-            self._read_flow.resume_reading()
+
+    def _look_ahead(self) -> None:
+        """Keep reading while the application is behind, without parsing
+        messages: at most ``READ_CHUNK`` unparsed bytes (the read side's bound
+        already counts them), walked for control frames. Pings are answered,
+        pongs taken, and a close frame, an EOF or a reset are noticed at once;
+        so a peer that vanishes is noticed even while messages wait unread,
+        and a live one gets its pongs. Reading stops when the bytes reach the
+        bound or the walk can go no further: the look-ahead is then blind."""
+        protocol = self.protocol
+        front = self.bytes_in - protocol.unparsed_size()
+        end, pongs, closing, blocked = protocol.look_ahead(max(0, self._scanned - front))
+        self._scanned = front + end
+        for payload in pongs:
+            self._on_pong(payload)
+        if closing:
+            # The peer is done sending: what it sent becomes messages (bytes
+            # already held), and its close frame is answered as usual.
+            self._process(drain=True)
+            return
+        self._write_replies()
+        self._blind = blocked or protocol.unparsed_size() >= READ_CHUNK
+        if self._blind:
+            self._pause_transport()
+        else:
+            self._resume_transport()
 
     def _handshake_pending(self) -> bool:
         # A server pauses reading while an async process_request decides.
@@ -702,7 +755,10 @@ class Connection(asyncio.BufferedProtocol):
                     # reads our close frame rather than a reset caused by its
                     # unread data, and discard what it still sends until it
                     # closes (or the deadline aborts).
-                    self.transport.write_eof()
+                    try:
+                        self.transport.write_eof()
+                    except OSError:  # the peer is gone already: nothing to half-close
+                        self.transport.abort()
                 else:
                     self.transport.close()
 
@@ -740,14 +796,12 @@ class Connection(asyncio.BufferedProtocol):
     # Internals: keepalive.
 
     def _keepalive_ping(self) -> None:
+        # Pings go out whether or not the application is behind: the
+        # look-ahead finds the pong behind messages not read yet.
         self._keepalive = None
         if self.protocol.state is not State.OPEN or self._lost:
             return
         assert self.ping_interval is not None
-        if self._stalled:
-            # We could not read the pong: the peer is alive, we are slow.
-            self._keepalive = self.loop.call_later(self.ping_interval, self._keepalive_ping)
-            return
         payload = os.urandom(4)
         now = time.perf_counter()
         self._pings[payload] = (now, None)
@@ -765,18 +819,23 @@ class Connection(asyncio.BufferedProtocol):
             return
         assert self.ping_interval is not None and self.ping_timeout is not None
         if payload in self._pings:
-            if self._stalled:
-                # The pong may sit behind messages nobody consumed yet.
-                self._keepalive = self.loop.call_later(
-                    self.ping_timeout, self._keepalive_check, payload, sent
-                )
+            if self._stalled and self._blind:
+                # The pong, if any, is behind more unread messages than the
+                # look-ahead holds: the peer sent them, so it is there, and
+                # the slow side is ours. Never close it for our slowness.
+                del self._pings[payload]
+            else:
+                self._keepalive_timeout()
                 return
-            self.logger.info("keepalive ping timeout; closing the connection")
-            self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
-            self.transport.abort()
-            return
         delay = max(0.0, sent + self.ping_interval - time.perf_counter())
         self._keepalive = self.loop.call_later(delay, self._keepalive_ping)
+
+    def _keepalive_timeout(self) -> None:
+        if self._stalled:
+            self._process(drain=True)  # what the peer sent before going silent stays readable
+        self.logger.info("keepalive ping timeout; closing the connection")
+        self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+        self.transport.abort()
 
     # asyncio.BufferedProtocol callbacks.
 
@@ -787,12 +846,18 @@ class Connection(asyncio.BufferedProtocol):
         self.transport.set_write_buffer_limits(high=self.write_limit)
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        if self._stalled:
+            # Reading ahead: at most READ_CHUNK bytes wait unparsed.
+            return _read_buffer.view[: max(1, READ_CHUNK - self.protocol.unparsed_size())]
         return _read_buffer.view
 
     def buffer_updated(self, nbytes: int) -> None:
         self.bytes_in += nbytes
         try:
             self.protocol.receive_data(_read_buffer.view[:nbytes])
+            if self._stalled:
+                self._look_ahead()
+                return
         except Exception:
             self.logger.exception("internal error; aborting the connection")
             self.transport.abort()
@@ -800,6 +865,8 @@ class Connection(asyncio.BufferedProtocol):
         self._process()
 
     def eof_received(self) -> None:
+        if self._stalled:
+            self._process(drain=True)  # what the peer sent before its EOF stays readable
         self.protocol.receive_eof()
         self._process()
         # Returning None lets the transport close itself (after flushing).
@@ -816,14 +883,28 @@ class Connection(asyncio.BufferedProtocol):
             self._write(pong)
         self._write_flow.resume()
 
-    def _pause_reading(self) -> None:
+    def _on_stall(self) -> None:
+        # The read flow paused: the application is behind (or, server side,
+        # an async process_request is deciding the handshake).
+        if self.protocol.state is _OPEN:
+            self._look_ahead()
+        else:
+            self._pause_transport()
+
+    def _on_unstall(self) -> None:
+        self._blind = False
+        self._resume_transport()
+
+    def _pause_transport(self) -> None:
         # Flow-control calls must never raise (some transports do once closing).
-        if not self._lost and not self.transport.is_closing():
+        if not self._transport_paused and not self._lost and not self.transport.is_closing():
+            self._transport_paused = True
             with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
                 self.transport.pause_reading()
 
-    def _resume_reading(self) -> None:
-        if not self._lost and not self.transport.is_closing():
+    def _resume_transport(self) -> None:
+        if self._transport_paused and not self._lost and not self.transport.is_closing():
+            self._transport_paused = False
             with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
                 self.transport.resume_reading()
 
@@ -832,6 +913,11 @@ class Connection(asyncio.BufferedProtocol):
             return
         self._lost = True
         self._lost_exc = exc
+        if self._stalled:
+            # What the peer sent before the connection dropped stays readable.
+            self._stalled = False
+            with contextlib.suppress(Exception):  # parse errors end it anyway
+                self._pull_events(math.inf)
         self.protocol.lost()
         self._read_flow.resume_reading()  # only accounts the paused time now
         for handle in (self._keepalive, self._deadline):

@@ -9,7 +9,9 @@ import struct
 
 from ..close import Close, CloseCode
 
-__all__ = ["MAX_CLOSE_REASON", "encode_frame", "frame", "mask", "simple_message"]
+__all__ = [
+    "MAX_CLOSE_REASON", "encode_frame", "frame", "mask", "simple_message", "walk_frames",
+]
 
 #: Longest close reason that fits in a close frame (125 - 2 bytes of code).
 MAX_CLOSE_REASON = 123
@@ -141,3 +143,53 @@ def simple_message(buffer: bytearray, masked_side: bool, max_size: float) -> str
     del buffer[:end]
     return message
 
+
+
+def walk_frames(
+    buffer: bytearray, start: int, masked_side: bool
+) -> tuple[list[tuple[int, bytes]], int, bool]:
+    """Walk the whole frames in ``buffer`` from ``start``, a frame boundary,
+    without parsing their data; return the control frames found (opcode and
+    unmasked payload), where the walk stopped (a frame boundary), and whether
+    it stopped at a frame that the parser will refuse (it cannot go past).
+
+    ``masked_side`` tells whether the frames are masked: the peer masks if and
+    only if we do not. A close frame ends the walk: nothing after it counts.
+    """
+    controls: list[tuple[int, bytes]] = []
+    size = len(buffer)
+    position = start
+    while size - position >= 2:
+        first = buffer[position]
+        second = buffer[position + 1]
+        if bool(second & 0x80) is not masked_side:
+            return controls, position, True
+        length = second & 0x7F
+        head = position + 2
+        if length == 126:
+            if size - head < 2:
+                break
+            length = (buffer[head] << 8) | buffer[head + 1]
+            head += 2
+        elif length == 127:
+            if size - head < 8:
+                break
+            length = int.from_bytes(buffer[head : head + 8], "big")
+            head += 8
+        if masked_side:
+            head += 4
+        end = head + length
+        if end > size:
+            break
+        opcode = first & 0x0F
+        if opcode >= 8:
+            if opcode > 10 or length > 125 or not first & 0x80:
+                return controls, position, True
+            payload = bytes(buffer[head:end])
+            if masked_side:
+                payload = mask(payload, buffer[head - 4 : head])
+            controls.append((opcode, payload))
+            if opcode == 8:
+                return controls, end, False
+        position = end
+    return controls, position, False

@@ -20,7 +20,15 @@ from wsproto.frame_protocol import (
 from ..close import Close, CloseCode
 from ..http import Request, Response
 from .deflate import Deflate
-from .frames import MAX_CLOSE_REASON, _close, _truncate, _valid_close_code, frame, simple_message
+from .frames import (
+    MAX_CLOSE_REASON,
+    _close,
+    _truncate,
+    _valid_close_code,
+    frame,
+    simple_message,
+    walk_frames,
+)
 from .handshake import MAX_HANDSHAKE_SIZE, Handshake, _closed_during_handshake
 from .state import Pong, Side, State
 
@@ -42,10 +50,28 @@ class Protocol(Handshake):
 
     # Slots: one of these lives as long as each connection.
     __slots__ = (
-        "_decoder", "_discard_data", "_frames", "_masked", "_own_framing", "_parser",
-        "_partial", "_partial_text", "_pong_bytes", "_proto", "_unparsed", "close_rcvd",
-        "close_rcvd_then_sent", "close_sent", "hold_pongs", "max_fragments", "max_message_size",
-        "opened", "peer_error", "pong",
+        "_decoder",
+        "_discard_data",
+        "_frames",
+        "_masked",
+        "_own_framing",
+        "_parser",
+        "_partial",
+        "_partial_text",
+        "_pong_bytes",
+        "_pongs_ahead",
+        "_proto",
+        "_unparsed",
+        "_walker",
+        "close_rcvd",
+        "close_rcvd_then_sent",
+        "close_sent",
+        "hold_pongs",
+        "max_fragments",
+        "max_message_size",
+        "opened",
+        "peer_error",
+        "pong",
     )
 
     def __init__(
@@ -117,6 +143,10 @@ class Protocol(Handshake):
         self._unparsed: bytearray | None = None
         # wsproto's frame decoder, when simple frames may be parsed here.
         self._decoder: FrameDecoder | None = None
+        # wsproto's frame decoder, when the look-ahead may walk its buffer.
+        self._walker: FrameDecoder | None = None
+        # Pings answered by the look-ahead that the parser has not reached.
+        self._pongs_ahead = 0
 
     def _open(self, trailing: bytes) -> None:
         extensions: list[Extension] = [self.deflate] if self.deflate else []
@@ -132,6 +162,8 @@ class Protocol(Handshake):
             and getattr(decoder, "header", False) is None
         ):
             self._decoder = decoder
+        if type(self._unparsed) is bytearray and getattr(decoder, "header", False) is None:
+            self._walker = decoder
         self._offer = None
         # Complete uncompressed messages are framed here with struct and a
         # fast mask, not by wsproto: the same bytes, several times faster.
@@ -277,6 +309,12 @@ class Protocol(Handshake):
             self.peer_error = self.close_sent
 
     def _on_ping(self, payload: bytes) -> None:
+        if self._pongs_ahead:  # answered already, when the look-ahead found it
+            self._pongs_ahead -= 1
+        else:
+            self._answer_ping(payload)
+
+    def _answer_ping(self, payload: bytes) -> None:
         if self.close_sent is None:  # after our close frame, nothing else goes out
             pong = frame(0x8A, bytes(payload), self._masked)
             if self.hold_pongs or self._pong_bytes >= MAX_PONG_BYTES:
@@ -369,6 +407,46 @@ class Protocol(Handshake):
         if self._unparsed is not None:
             size += len(self._unparsed)
         return size
+
+    def unparsed_size(self) -> int:
+        """Bytes received and not parsed yet."""
+        return len(self._unparsed) if self._unparsed is not None else 0
+
+    def look_ahead(self, start: int) -> tuple[int, list[bytes], bool, bool]:
+        """Walk the frames received after the message where the parser
+        stalled, without parsing their data, from ``start`` (an offset in the
+        unparsed bytes where a previous walk stopped, or 0).
+
+        The connection calls it while the application is behind, so that a
+        peer that closes or stops answering is noticed even then. Pings found
+        are answered now (the parser will not answer them again). Returns
+        where the walk stopped, the payloads of the pongs found, whether a
+        close frame was found, and whether the walk is blocked: it cannot go
+        on (a frame the parser will refuse, or no walker available) whatever
+        arrives next.
+        """
+        walker = self._walker
+        buffer = self._unparsed
+        if (
+            walker is None
+            or buffer is None
+            or walker.header is not None
+            or self._partial is not None
+            or self.state is not State.OPEN
+        ):
+            return start, [], False, True
+        controls, end, blocked = walk_frames(buffer, start, not self._masked)
+        pongs: list[bytes] = []
+        closing = False
+        for opcode, payload in controls:
+            if opcode == 0x9:
+                self._answer_ping(payload)
+                self._pongs_ahead += 1
+            elif opcode == 0xA:
+                pongs.append(payload)
+            else:
+                closing = True
+        return end, pongs, closing, blocked
 
     def data_to_send(self) -> bytes:
         """Return and forget the bytes queued by the protocol itself."""
