@@ -31,6 +31,7 @@ from .exceptions import (
 )
 from .flow import memory_bound
 from .http import Headers, Request, Response
+from .options import Options
 from .patterns import (
     broadcast,
     consume,
@@ -50,6 +51,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "OK_CLOSE_CODES",
+    "Options",
     "BackendError",
     "Backoff",
     "BytesLike",

@@ -20,6 +20,7 @@ from typing import Any
 from .connection import Connection, default_logger
 from .exceptions import ConnectTimeout, InvalidHandshake, InvalidStatus, InvalidURI
 from .http import Headers, HeadersLike
+from .options import LOW_LEVEL, Options, check_strings
 from .protocol import Protocol, Side, State
 
 __all__ = [
@@ -97,6 +98,9 @@ class ClientProtocol(Connection):
 
     Nothing here times out: compose ``asyncio.timeout()`` around any call
     (cancelling :meth:`~Connection.close` aborts the TCP connection).
+    ``options``, when given (as :func:`connect` does), replaces the limits
+    and timeouts given one by one. Wrong values raise ``ValueError`` or
+    ``TypeError`` here.
     """
 
     __slots__ = ("_request",)
@@ -110,31 +114,37 @@ class ClientProtocol(Connection):
         origin: str | None = None,
         user_agent_header: str | None = USER_AGENT,
         compression: str | None = "deflate",
-        max_message_size: float = 2**20,
-        max_fragments: float = 4096,
-        message_queue_size: float = 1,
-        write_limit: int = 2**16,
+        max_message_size: float | None = 2**20,
+        max_fragments: float | None = 4096,
+        message_queue_size: float | None = 1,
+        write_limit: float | None = 2**16,
         ping_interval: float | None = None,
         ping_timeout: float | None = None,
-        disconnect_timeout: float = math.inf,
+        disconnect_timeout: float | None = None,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        options: Options | None = None,
     ) -> None:
         wsuri = uri if isinstance(uri, WebSocketURI) else parse_uri(uri)
+        if options is None:
+            options = Options.build(
+                LOW_LEVEL,
+                compression=compression,
+                max_message_size=max_message_size,
+                max_fragments=max_fragments,
+                message_queue_size=message_queue_size,
+                write_limit=write_limit,
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout,
+                disconnect_timeout=disconnect_timeout,
+            )
+        _check_handshake_arguments(subprotocols, origin, user_agent_header)
         protocol = Protocol(
             Side.CLIENT,
-            max_message_size=max_message_size,
-            max_fragments=max_fragments,
-            compression=compression,
+            max_message_size=options.max_message_size,
+            max_fragments=options.max_fragments,
+            compression=options.compression,
         )
-        super().__init__(
-            protocol,
-            message_queue_size=message_queue_size,
-            write_limit=write_limit,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            disconnect_timeout=disconnect_timeout,
-            logger=logger,
-        )
+        super().__init__(protocol, options, logger=logger)
         headers = Headers()
         if origin is not None:
             headers["Origin"] = origin
@@ -173,6 +183,15 @@ class ClientProtocol(Connection):
             await self._wait(self._handshake_waiters)
 
 
+def _check_handshake_arguments(
+    subprotocols: Sequence[str] | None, origin: str | None, user_agent_header: str | None
+) -> None:
+    check_strings("subprotocols", subprotocols)
+    for name, value in (("origin", origin), ("user_agent_header", user_agent_header)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Backoff:
     """Delays between reconnection attempts of ``async for ws in connect(...)``.
@@ -186,6 +205,16 @@ class Backoff:
     initial: float = 1.0
     factor: float = 2.0
     maximum: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("initial", "factor", "maximum"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"Backoff {name} must be a number, not {type(value).__name__}")
+            if not value > 0 or value == math.inf:
+                raise ValueError(f"Backoff {name} must be a positive finite number, not {value!r}")
+        if self.factor < 1:
+            raise ValueError(f"Backoff factor must be >= 1, not {self.factor!r}")
 
     def delays(self) -> Iterator[float]:
         bound = self.initial
@@ -247,7 +276,10 @@ class connect:
     ``connect_timeout`` bounds TCP, TLS, the opening handshake and redirects
     and raises :exc:`~websockets_lite.ConnectTimeout`; ``disconnect_timeout``
     bounds the closing handshake, after which the TCP connection is aborted;
-    both accept ``math.inf``. ``ssl`` is an ``SSLContext`` (wss:// without one
+    ``None`` (or ``math.inf``) disables any timeout or limit. Every setting
+    is checked here, when ``connect()`` is called: a wrong value raises
+    ``ValueError`` or ``TypeError`` naming it, and an invalid URI
+    :exc:`~websockets_lite.InvalidURI`. ``ssl`` is an ``SSLContext`` (wss:// without one
     uses a default, verifying context); ``sock`` an already connected socket.
     Credentials in the URI (``ws://user:password@host/``) become a Basic
     ``Authorization`` header. A header in ``additional_headers`` whose name
@@ -272,48 +304,54 @@ class connect:
         server_hostname: str | None = None,
         sock: socket.socket | None = None,
         compression: str | None = "deflate",
-        message_queue_size: float = 1,
-        max_message_size: float = 2**20,
-        max_fragments: float = 4096,
-        connect_timeout: float = 10,
-        disconnect_timeout: float = 10,
+        message_queue_size: float | None = 1,
+        max_message_size: float | None = 2**20,
+        max_fragments: float | None = 4096,
+        connect_timeout: float | None = 10,
+        disconnect_timeout: float | None = 10,
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
-        write_limit: int = 2**16,
+        write_limit: float | None = 2**16,
         backoff: Backoff = Backoff(),  # frozen: safe to share
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        parse_uri(uri)  # InvalidURI now rather than when awaited
+        _check_handshake_arguments(subprotocols, origin, user_agent_header)
+        if not callable(getattr(backoff, "delays", None)):
+            raise TypeError(f"backoff must be a Backoff, not {type(backoff).__name__}")
         self.uri = uri
         self.ssl = ssl
         self.server_hostname = server_hostname
         self.sock = sock
         self.path: str | None = None  # set by unix_connect()
-        self.connect_timeout = connect_timeout
         self.additional_headers = Headers(additional_headers)
+        self.subprotocols = subprotocols
+        self.origin = origin
+        self.user_agent_header = user_agent_header
         self.backoff = backoff
         self.logger = logger or default_logger
         self.kwargs = kwargs
-        self.options: dict[str, Any] = dict(
-            subprotocols=subprotocols,
-            origin=origin,
-            user_agent_header=user_agent_header,
+        #: The limits, timeouts and keepalive, checked once here.
+        self.options = Options.build(
             compression=compression,
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
             max_fragments=max_fragments,
-            write_limit=write_limit,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
-            disconnect_timeout=disconnect_timeout,
-            logger=logger,
+            write_limit=write_limit,
         )
+        self._logger = logger
         self.connection: ClientProtocol | None = None
 
     async def _connect(self) -> ClientProtocol:
         wsuri = parse_uri(self.uri)
         headers = Headers(self.additional_headers)
-        timeout = None if self.connect_timeout == math.inf else self.connect_timeout
+        connect_timeout = self.options.connect_timeout
+        timeout = None if connect_timeout == math.inf else connect_timeout
         try:
             async with asyncio.timeout(timeout) as deadline:
                 for _ in range(MAX_REDIRECTS + 1):
@@ -336,7 +374,7 @@ class connect:
         except TimeoutError as exc:
             if deadline.expired():
                 raise ConnectTimeout(
-                    f"timed out after {self.connect_timeout} s while opening the connection"
+                    f"timed out after {connect_timeout} s while opening the connection"
                 ) from exc
             raise
 
@@ -353,7 +391,15 @@ class connect:
             headers = Headers(headers)
             headers["Authorization"] = "Basic " + token.decode()
         # Built before the socket: a header that cannot be sent raises here.
-        connection = ClientProtocol(wsuri, additional_headers=headers, **self.options)
+        connection = ClientProtocol(
+            wsuri,
+            subprotocols=self.subprotocols,
+            additional_headers=headers,
+            origin=self.origin,
+            user_agent_header=self.user_agent_header,
+            logger=self._logger,
+            options=self.options,
+        )
 
         def factory() -> ClientProtocol:
             return connection

@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-__all__ = ["OK_CLOSE_CODES", "Close", "CloseCode"]
+__all__ = ["MAX_CLOSE_REASON", "OK_CLOSE_CODES", "Close", "CloseCode", "check_close"]
+
+#: Longest close reason that fits in a close frame (125 - 2 bytes of code).
+MAX_CLOSE_REASON = 123
 
 
 class CloseCode(enum.IntEnum):
@@ -69,3 +72,24 @@ class Close:
             explanation = _EXPLANATIONS.get(self.code, "unknown")
         text = f"{self.code} ({explanation})"
         return f"{text} {self.reason}" if self.reason else text
+
+
+def valid_close_code(code: int) -> bool:
+    """Whether ``code`` may be sent in a close frame."""
+    # RFC 6455 7.4: 1004-1006 and 1015 are reserved or local-only; 1016-2999
+    # are for future RFCs; 3000-4999 are for libraries and applications.
+    return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def check_close(code: int, reason: str) -> None:
+    """Raise ``ValueError`` (or ``TypeError``) unless ``code`` and ``reason``
+    can be sent in a close frame: a code of RFC 6455 7.4 that is not reserved
+    for local use, a reason of at most 123 bytes in UTF-8."""
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(f"close code must be an int, not {type(code).__name__}")
+    if not isinstance(reason, str):
+        raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
+    if not valid_close_code(code):
+        raise ValueError(f"invalid close code: {code}")
+    if len(reason.encode()) > MAX_CLOSE_REASON:
+        raise ValueError(f"close reason over {MAX_CLOSE_REASON} bytes")

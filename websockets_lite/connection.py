@@ -37,6 +37,7 @@ from .close import CloseCode
 from .exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK, closed_exception
 from .flow import READ_CHUNK, ReadFlow, WriteFlow
 from .http import Request, Response
+from .options import LOW_LEVEL, Options
 from .protocol import Pong, Protocol, Side, State
 from .typing import Data, DataLike, Fragments
 
@@ -125,9 +126,11 @@ class Connection(asyncio.BufferedProtocol):
 
     Created by :func:`~websockets_lite.connect` or :func:`~websockets_lite.serve`
     (or, at a low level, by an event loop from :class:`~websockets_lite.ClientProtocol`
-    or :class:`~websockets_lite.ServerProtocol`). Timeouts are off unless the
-    high-level API sets them: ``ping_interval`` and ``ping_timeout`` ``None``,
-    ``disconnect_timeout`` ``math.inf``.
+    or :class:`~websockets_lite.ServerProtocol`), with its
+    :class:`~websockets_lite.Options`: timeouts and keepalive are off unless
+    the high-level API sets them. ``write_limit``, ``ping_interval``,
+    ``ping_timeout`` and ``disconnect_timeout`` are copied from them and may
+    be changed on one connection (``math.inf`` disables).
     """
 
     __slots__ = (
@@ -171,28 +174,24 @@ class Connection(asyncio.BufferedProtocol):
     def __init__(
         self,
         protocol: Protocol,
+        options: Options = LOW_LEVEL,
         *,
-        message_queue_size: float = 1,
-        write_limit: int = 2**16,
-        ping_interval: float | None = None,
-        ping_timeout: float | None = None,
-        disconnect_timeout: float = math.inf,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
     ) -> None:
         self.protocol = protocol
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set on connect
-        self.write_limit = write_limit
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.disconnect_timeout = disconnect_timeout
+        self.write_limit = options.write_limit
+        self.ping_interval = options.ping_interval
+        self.ping_timeout = options.ping_timeout
+        self.disconnect_timeout = options.disconnect_timeout
         self.logger = logger or default_logger
         #: Round-trip time of the latest ping answered, in seconds.
         self.latency = 0.0
         self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
         self.broadcasts_skipped = 0
         self._id: uuid.UUID | None = None
-        self._read_flow = ReadFlow(message_queue_size, self._on_stall, self._on_unstall,
+        self._read_flow = ReadFlow(options.message_queue_size, self._on_stall, self._on_unstall,
                                    time.perf_counter)
         self._write_flow = WriteFlow()
         # The parser stalls when the application is behind (see _look_ahead).
@@ -765,7 +764,7 @@ class Connection(asyncio.BufferedProtocol):
     def _opened(self) -> None:
         self.shares_frames = self.protocol.side is Side.SERVER and self.protocol.deflate is None
         self._wake(self._handshake_waiters)
-        if self.ping_interval is not None:
+        if self.ping_interval != math.inf:
             self._keepalive = self.loop.call_later(self.ping_interval, self._keepalive_ping)
 
     def _handshake_failed(self) -> None:
@@ -801,12 +800,11 @@ class Connection(asyncio.BufferedProtocol):
         self._keepalive = None
         if self.protocol.state is not State.OPEN or self._lost:
             return
-        assert self.ping_interval is not None
         payload = os.urandom(4)
         now = time.perf_counter()
         self._pings[payload] = (now, None)
         self._write(self.protocol.send_ping(payload))
-        if self.ping_timeout is None:
+        if self.ping_timeout == math.inf:
             self._keepalive = self.loop.call_later(self.ping_interval, self._keepalive_ping)
         else:
             self._keepalive = self.loop.call_later(
@@ -817,7 +815,6 @@ class Connection(asyncio.BufferedProtocol):
         self._keepalive = None
         if self.protocol.state is not State.OPEN or self._lost:
             return
-        assert self.ping_interval is not None and self.ping_timeout is not None
         if payload in self._pings:
             if self._stalled and self._blind:
                 # The pong, if any, is behind more unread messages than the
@@ -843,7 +840,8 @@ class Connection(asyncio.BufferedProtocol):
         # A cast, not an isinstance check: uvloop's transports are not
         # asyncio.Transport subclasses.
         self.transport = cast(asyncio.Transport, transport)
-        self.transport.set_write_buffer_limits(high=self.write_limit)
+        # An int: uvloop takes no float; "unlimited" is a buffer nobody reaches.
+        self.transport.set_write_buffer_limits(high=int(min(self.write_limit, 2**62)))
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._stalled:

@@ -6,19 +6,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import hmac
 import inspect
 import logging
 import math
+import re
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-from .close import CloseCode
+from .close import CloseCode, check_close
 from .connection import Connection
 from .exceptions import ConnectionClosed
 from .http import Request, Response
+from .options import LOW_LEVEL, Options, check_strings
 from .protocol import Protocol, Side, State
 
 __all__ = [
@@ -49,6 +52,62 @@ ProcessRequest = Callable[
 #: :class:`~websockets_lite.Response` to refuse the connection with it.
 SelectSubprotocol = Callable[["ServerProtocol", list[str]], "str | Response | None"]
 
+#: An allowed ``Origin``: a string, a compiled pattern that must match it
+#: whole, or ``None`` for requests without one.
+Origin = str | re.Pattern[str] | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HandshakePolicy:
+    """How a server answers opening handshakes, checked once and shared by
+    its connections (see :class:`ServerProtocol` for the order of checks)."""
+
+    subprotocols: tuple[str, ...] = ()
+    select_subprotocol: SelectSubprotocol | None = None
+    process_request: ProcessRequest | None = None
+    origins: tuple[Origin, ...] | None = None
+
+    @classmethod
+    def build(
+        cls,
+        subprotocols: Sequence[str] | None = None,
+        select_subprotocol: SelectSubprotocol | None = None,
+        process_request: ProcessRequest | None = None,
+        origins: Sequence[Origin] | None = None,
+    ) -> HandshakePolicy:
+        """Check the arguments as :func:`serve` takes them."""
+        check_strings("subprotocols", subprotocols)
+        if origins is not None:
+            if isinstance(origins, (str, bytes, re.Pattern)):
+                raise TypeError("origins must be a list of origins, not a single origin")
+            for origin in origins:
+                if origin is not None and not isinstance(origin, (str, re.Pattern)):
+                    raise TypeError(
+                        f"origins must hold strings, patterns or None, not {type(origin).__name__}"
+                    )
+        for name, hook in (("select_subprotocol", select_subprotocol),
+                           ("process_request", process_request)):
+            if hook is not None and not callable(hook):
+                raise TypeError(f"{name} must be callable, not {type(hook).__name__}")
+        return cls(
+            tuple(subprotocols or ()),
+            select_subprotocol,
+            process_request,
+            None if origins is None else tuple(origins),
+        )
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """Whether a request with this ``Origin`` (``None``: without one) may connect."""
+        if self.origins is None:
+            return True
+        for allowed in self.origins:
+            if isinstance(allowed, re.Pattern):
+                if origin is not None and allowed.fullmatch(origin):
+                    return True
+            elif allowed == origin:
+                return True
+        return False
+
 
 class ServerProtocol(Connection):
     """A server connection for ``loop.create_server``, without timeouts.
@@ -57,7 +116,8 @@ class ServerProtocol(Connection):
     order: 503 if the server is shutting down or has ``max_connections``
     open; ``process_request``'s response if it returns one (plain HTTP
     requests reach it too); an HTTP error for an invalid upgrade request; 403
-    if ``origins`` is given and the request's ``Origin`` is not in it (put
+    if ``origins`` is given and the request's ``Origin`` is not in it (strings
+    compare exactly, compiled patterns must match the whole origin; put
     ``None`` in it to allow requests without one); then the subprotocol is
     chosen (``select_subprotocol``, or the first of ``subprotocols`` that the
     client offers, or none) and the connection opens. ``handler(connection)``
@@ -67,11 +127,12 @@ class ServerProtocol(Connection):
             lambda: ServerProtocol(handler), "127.0.0.1", 8765)
 
     :func:`serve` builds on it and adds timeouts, a registry of connections
-    and graceful shutdown.
+    and graceful shutdown; it checks its settings once and passes them as
+    ``options`` and ``policy``, which then replace the other keyword
+    arguments. Wrong values raise ``ValueError`` or ``TypeError`` here.
     """
 
-    __slots__ = ("_connect_timer", "_task", "connect_timeout", "handler", "origins",
-                 "process_request", "select_subprotocol", "server", "subprotocols",
+    __slots__ = ("_connect_timer", "_task", "connect_timeout", "handler", "policy", "server",
                  "username")
 
     def __init__(
@@ -81,40 +142,51 @@ class ServerProtocol(Connection):
         subprotocols: Sequence[str] | None = None,
         select_subprotocol: SelectSubprotocol | None = None,
         process_request: ProcessRequest | None = None,
-        origins: Sequence[str | None] | None = None,
+        origins: Sequence[Origin] | None = None,
         compression: str | None = "deflate",
-        max_message_size: float = 2**20,
-        max_fragments: float = 4096,
-        message_queue_size: float = 1,
-        write_limit: int = 2**16,
+        max_message_size: float | None = 2**20,
+        max_fragments: float | None = 4096,
+        message_queue_size: float | None = 1,
+        write_limit: float | None = 2**16,
         ping_interval: float | None = None,
         ping_timeout: float | None = None,
-        connect_timeout: float = math.inf,
-        disconnect_timeout: float = math.inf,
+        connect_timeout: float | None = None,
+        disconnect_timeout: float | None = None,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         server: Server | None = None,
+        options: Options | None = None,
+        policy: HandshakePolicy | None = None,
     ) -> None:
+        if not callable(handler):
+            raise TypeError(f"handler must be an async callable, not {type(handler).__name__}")
+        if options is None:
+            options = Options.build(
+                LOW_LEVEL,
+                compression=compression,
+                max_message_size=max_message_size,
+                max_fragments=max_fragments,
+                message_queue_size=message_queue_size,
+                write_limit=write_limit,
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout,
+                connect_timeout=connect_timeout,
+                disconnect_timeout=disconnect_timeout,
+            )
+        if policy is None:
+            policy = HandshakePolicy.build(
+                subprotocols, select_subprotocol, process_request, origins
+            )
         protocol = Protocol(
             Side.SERVER,
-            max_message_size=max_message_size,
-            max_fragments=max_fragments,
-            compression=compression,
+            max_message_size=options.max_message_size,
+            max_fragments=options.max_fragments,
+            compression=options.compression,
         )
-        super().__init__(
-            protocol,
-            message_queue_size=message_queue_size,
-            write_limit=write_limit,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            disconnect_timeout=disconnect_timeout,
-            logger=logger,
-        )
+        super().__init__(protocol, options, logger=logger)
         self.handler = handler
-        self.subprotocols = list(subprotocols or ())
-        self.select_subprotocol = select_subprotocol
-        self.process_request = process_request
-        self.origins = None if origins is None else list(origins)
-        self.connect_timeout = connect_timeout
+        #: The handshake settings, shared with the other connections of a server.
+        self.policy = policy
+        self.connect_timeout = options.connect_timeout
         #: Set by :func:`basic_auth` once the client authenticated.
         self.username: str | None = None
         self.server = server
@@ -122,11 +194,12 @@ class ServerProtocol(Connection):
         self._connect_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Registered first: whatever happens next, shutdown finds it.
+        if self.server is not None:
+            self.server._accepted(self)
         super().connection_made(transport)
         if self.connect_timeout != math.inf:
             self._connect_timer = self.loop.call_later(self.connect_timeout, self._connect_expired)
-        if self.server is not None:
-            self.server._accepted(self)
 
     def _connect_expired(self) -> None:
         # Slow or silent client: drop it silently; the handler never runs.
@@ -178,8 +251,9 @@ class ServerProtocol(Connection):
                 return Response(503, body="The server is shutting down.\n"), None
             if server.max_connections is not None and len(server._open) >= server.max_connections:
                 return Response(503, body="Too many connections; try again later.\n"), None
-        if self.process_request is not None:
-            answer = self.process_request(self, request)
+        process_request = self.policy.process_request
+        if process_request is not None:
+            answer = process_request(self, request)
             if inspect.isawaitable(answer):
                 return answer
             if answer is not None:
@@ -189,7 +263,7 @@ class ServerProtocol(Connection):
     def _negotiate(self, request: Request) -> tuple[Response | None, str | None]:
         if self.protocol.upgrade_error is not None:
             return self.protocol.upgrade_error, None
-        if self.origins is not None and request.headers.get("Origin") not in self.origins:
+        if not self.policy.origin_allowed(request.headers.get("Origin")):
             return Response(403, body="Origin not allowed.\n"), None
         offered = [
             item.strip()
@@ -197,8 +271,9 @@ class ServerProtocol(Connection):
             for item in value.split(",")
             if item.strip()
         ]
-        if self.select_subprotocol is not None:
-            chosen = self.select_subprotocol(self, offered)
+        select_subprotocol = self.policy.select_subprotocol
+        if select_subprotocol is not None:
+            chosen = select_subprotocol(self, offered)
             if isinstance(chosen, Response):
                 return chosen, None
             if chosen is not None and chosen not in offered:
@@ -206,7 +281,7 @@ class ServerProtocol(Connection):
             return None, chosen
         # The first of ours that the client offers; None when it offers none
         # of them (as aiohttp and Node's ws do): a handler that needs one closes.
-        return None, next((s for s in self.subprotocols if s in offered), None)
+        return None, next((s for s in self.policy.subprotocols if s in offered), None)
 
     def _answer(self, request: Request, response: Response | None, subprotocol: str | None) -> None:
         """Write the answer: a refusal, or the 101 (the connection's state
@@ -241,7 +316,13 @@ class ServerProtocol(Connection):
         try:
             await self.handler(self)
         except ConnectionClosed:
-            await self.wait_closed()
+            if self.protocol.state is State.OPEN and not self._lost:
+                # Not this connection's own end: another one's, escaping from
+                # the handler (a broadcast loop, say). A handler failure.
+                self.logger.error("connection handler failed", exc_info=True)
+                await self.close(CloseCode.INTERNAL_ERROR, "internal error")
+            else:
+                await self.wait_closed()
         except Exception:
             self.logger.error("connection handler failed", exc_info=True)
             await self.close(CloseCode.INTERNAL_ERROR, "internal error")
@@ -263,22 +344,27 @@ class Server:
 
     ``connections`` is the registry of open connections. :meth:`close`
     stops accepting, answers handshakes in progress with 503, closes every
-    open connection (1001 unless told otherwise) and waits for the handlers,
-    all bounded by ``disconnect_timeout``.
+    open connection (1001 unless told otherwise) and waits for the handlers:
+    all of it within one deadline, ``disconnect_timeout`` from the call, after
+    which handlers still running are cancelled and connections aborted.
     """
 
     def __init__(
         self,
         handler: Handler,
-        disconnect_timeout: float,
+        options: Options,
+        policy: HandshakePolicy,
         max_connections: int | None,
-        options: dict[str, Any],
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None,
     ) -> None:
         self.handler = handler
-        self.disconnect_timeout = disconnect_timeout
+        #: The limits, timeouts and keepalive of every connection.
+        self.options = options
+        #: How opening handshakes are answered.
+        self.policy = policy
         #: Open connections beyond which handshakes are answered with 503.
         self.max_connections = max_connections
-        self.options = options
+        self.logger = logger
         self.server: asyncio.Server | None = None
         self.closing = False
         self._open: set[ServerProtocol] = set()
@@ -287,8 +373,16 @@ class Server:
         self._close_task: asyncio.Task[None] | None = None
         self._closed = asyncio.get_running_loop().create_future()
 
+    @property
+    def disconnect_timeout(self) -> float:
+        """How long :meth:`close` lets connections and handlers end."""
+        return self.options.disconnect_timeout
+
     def _factory(self) -> ServerProtocol:
-        return ServerProtocol(self.handler, server=self, **self.options)
+        return ServerProtocol(
+            self.handler, server=self, options=self.options, policy=self.policy,
+            logger=self.logger,
+        )
 
     def _accepted(self, connection: ServerProtocol) -> None:
         self._alive.add(connection)
@@ -324,8 +418,11 @@ class Server:
         """Start shutting down; :meth:`wait_closed` waits until it is done.
 
         With ``close_connections=False`` open connections are left to end
-        on their own (``wait_closed`` then waits for them).
+        on their own (``wait_closed`` then waits for them, without a
+        deadline). Raises ``ValueError`` for a close code that may not be
+        sent or a reason over 123 bytes.
         """
+        check_close(code, reason)
         if self._close_task is None:
             self._close_task = asyncio.get_running_loop().create_task(
                 self._shutdown(close_connections, code, reason)
@@ -335,18 +432,22 @@ class Server:
         self.closing = True
         assert self.server is not None
         self.server.close()
-        timeout = None if self.disconnect_timeout == math.inf else self.disconnect_timeout
         if close_connections:
-            await asyncio.gather(
-                *(ws.close(code, reason) for ws in self._open), return_exceptions=True
-            )
-        if not close_connections:
+            # One deadline for everything: each closing handshake is bounded
+            # by the same disconnect_timeout, starting now, and so are handlers.
+            timeout = None if self.disconnect_timeout == math.inf else self.disconnect_timeout
+            for ws in list(self._open):
+                ws.close_nowait(code, reason)
+        else:
             timeout = None  # connections end on their own, handlers with them
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=timeout)
             for task in pending:
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            if pending:
+                # Cancelled handlers unwind in a loop iteration or two; one that
+                # swallows the cancellation does not hold shutdown back.
+                await asyncio.wait(pending, timeout=0.01)
         for ws in list(self._alive):
             if close_connections or ws.state is State.CONNECTING:
                 ws.abort()
@@ -395,11 +496,13 @@ class serve:
     ``connect_timeout`` bounds the time from TCP accept to the handler being
     called (slow or silent clients are dropped and the handler never runs);
     ``disconnect_timeout`` bounds the closing handshake after the handler
-    returns, and how long shutdown waits for handlers; ``math.inf`` disables
-    either. ``subprotocols``, ``select_subprotocol``, ``process_request`` and
-    ``origins`` decide the handshake as :class:`ServerProtocol` describes;
-    ``max_connections`` caps open connections (503 beyond). Other keyword
-    arguments (``ssl``, ``sock``, ``reuse_port``, ``backlog``...) go to
+    returns, and the whole shutdown; ``None`` (or ``math.inf``) disables any
+    timeout or limit. ``subprotocols``, ``select_subprotocol``,
+    ``process_request`` and ``origins`` decide the handshake as
+    :class:`ServerProtocol` describes; ``max_connections`` caps open
+    connections (503 beyond). Every setting is checked here: a wrong value
+    raises ``ValueError`` or ``TypeError`` naming it. Other keyword arguments
+    (``ssl``, ``sock``, ``reuse_port``, ``backlog``...) go to
     ``loop.create_server``.
     """
 
@@ -412,32 +515,38 @@ class serve:
         subprotocols: Sequence[str] | None = None,
         select_subprotocol: SelectSubprotocol | None = None,
         process_request: ProcessRequest | None = None,
-        origins: Sequence[str | None] | None = None,
+        origins: Sequence[Origin] | None = None,
         max_connections: int | None = None,
         compression: str | None = "deflate",
-        message_queue_size: float = 1,
-        max_message_size: float = 2**20,
-        max_fragments: float = 4096,
-        connect_timeout: float = 10,
-        disconnect_timeout: float = 10,
+        message_queue_size: float | None = 1,
+        max_message_size: float | None = 2**20,
+        max_fragments: float | None = 4096,
+        connect_timeout: float | None = 10,
+        disconnect_timeout: float | None = 10,
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
-        write_limit: int = 2**16,
+        write_limit: float | None = 2**16,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        if not callable(handler):
+            raise TypeError(f"handler must be an async callable, not {type(handler).__name__}")
+        if max_connections is not None and (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
+            raise ValueError(
+                f"max_connections must be an int >= 1 or None, not {max_connections!r}"
+            )
         self.handler = handler
         self.host = host
         self.port = port
         self.path: str | None = None  # set by unix_serve()
-        self.disconnect_timeout = disconnect_timeout
         self.max_connections = max_connections
+        self.logger = logger
         self.kwargs = kwargs
-        self.options: dict[str, Any] = dict(
-            subprotocols=subprotocols,
-            select_subprotocol=select_subprotocol,
-            process_request=process_request,
-            origins=origins,
+        self.options = Options.build(
             compression=compression,
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
@@ -447,12 +556,14 @@ class serve:
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             write_limit=write_limit,
-            logger=logger,
+        )
+        self.policy = HandshakePolicy.build(
+            subprotocols, select_subprotocol, process_request, origins
         )
         self.server: Server | None = None
 
     async def _create(self) -> Server:
-        server = Server(self.handler, self.disconnect_timeout, self.max_connections, self.options)
+        server = Server(self.handler, self.options, self.policy, self.max_connections, self.logger)
         loop = asyncio.get_running_loop()
         if self.path is not None:
             server.server = await loop.create_unix_server(

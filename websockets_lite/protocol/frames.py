@@ -7,14 +7,12 @@ from __future__ import annotations
 import os
 import struct
 
-from ..close import Close, CloseCode
+from ..close import MAX_CLOSE_REASON, Close, CloseCode
 
 __all__ = [
     "MAX_CLOSE_REASON", "encode_frame", "frame", "mask", "simple_message", "walk_frames",
 ]
 
-#: Longest close reason that fits in a close frame (125 - 2 bytes of code).
-MAX_CLOSE_REASON = 123
 
 _pack_medium = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
@@ -85,11 +83,6 @@ def _close(code: int, reason: str | None) -> Close:
         code = int(code)
     return Close(code, reason or "")
 
-
-def _valid_close_code(code: int) -> bool:
-    # RFC 6455 7.4: 1004-1006 and 1015 are reserved or local-only; 1016-2999
-    # are for future RFCs; 3000-4999 are for libraries and applications.
-    return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
 def simple_message(buffer: bytearray, masked_side: bool, max_size: float) -> str | bytes | None:

@@ -17,14 +17,12 @@ from wsproto.frame_protocol import (
     ParseFailed,
 )
 
-from ..close import Close, CloseCode
+from ..close import Close, CloseCode, check_close
 from ..http import Request, Response
 from .deflate import Deflate
 from .frames import (
-    MAX_CLOSE_REASON,
     _close,
     _truncate,
-    _valid_close_code,
     frame,
     simple_message,
     walk_frames,
@@ -385,10 +383,7 @@ class Protocol(Handshake):
         longer than 123 bytes in UTF-8.
         """
         assert self._proto is not None and self.state is State.OPEN
-        if not _valid_close_code(code):
-            raise ValueError(f"invalid close code: {code}")
-        if len(reason.encode()) > MAX_CLOSE_REASON:
-            raise ValueError(f"close reason over {MAX_CLOSE_REASON} bytes")
+        check_close(code, reason)
         self.pong = None
         self.close_sent = _close(code, reason)
         self.state = State.CLOSING
