@@ -225,6 +225,24 @@ class TestRedis:
             await hub.publish("room", "back")
             await ws.close()
 
+    async def test_a_hub_used_again_after_its_block_starts_again(self, redis_server, start_server):
+        from websockets_lite import RedisBackend
+
+        hub = Hub(RedisBackend(redis_server.url))
+        async with hub:
+            await hub.publish("room", "first life")
+        async with asyncio.timeout(5):  # it used to hang here, in publish()
+            await hub.publish("room", "started again on first use")
+            await hub.close()
+            async with hub:
+                server = await start_server(rooms_handler(hub))
+                ws = await connect(server.uri + "/room")
+                assert await ws.recv() == "ready"
+                await until_subscribed(redis_server, "room", 1)
+                await hub.publish("room", "second life")
+                assert await ws.recv() == "second life"
+                await ws.close()
+
     async def test_across_two_server_processes_and_a_redis_restart(self, redis_server):
         servers = [start_process(redis_server.url) for _ in range(2)]
         try:

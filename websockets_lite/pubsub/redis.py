@@ -77,6 +77,7 @@ class RedisBackend:
         """Connect, and start the listener task; if Redis cannot be reached
         now, the hub starts unavailable and the listener keeps trying."""
         self._listener = listener
+        self._stopping = False  # a stopped backend starts again cleanly
         # Publishing retries once at once: a pooled connection may be stale
         # after Redis restarted. The pub/sub connection never retries inside
         # redis-py: a lost connection must surface, so that subscribers are
