@@ -151,12 +151,37 @@ class TestHandshake:
 
     async def test_plain_http_request_gets_426(self, start_server):
         server = await start_server(echo)
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        response = await reader.read()
-        assert response.startswith(b"HTTP/1.1 426 ")
+        response = await http_exchange(server.port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert response.startswith(b"HTTP/1.1 426 Upgrade Required\r\n")
         assert b"Upgrade: websocket" in response
-        writer.close()
+
+    async def test_answers_have_standard_reason_phrases(self, start_server):
+        def process_request(ws, request):
+            if request.path == "/custom":
+                return Response(404, body="gone\n", reason="Gone Fishing")
+            return Response(404, body="nothing here\n")
+
+        server = await start_server(echo, process_request=process_request)
+        response = await http_exchange(server.port, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert response.startswith(b"HTTP/1.1 404 Not Found\r\n")
+        assert response.endswith(b"\r\n\r\nnothing here\n")
+        response = await http_exchange(
+            server.port, b"GET /custom HTTP/1.1\r\nHost: h\r\n\r\n"
+        )
+        assert response.startswith(b"HTTP/1.1 404 Gone Fishing\r\n")
+
+    async def test_head_request_gets_no_body(self, start_server):
+        server = await start_server(echo, process_request=lambda ws, r: Response(200, body="OK\n"))
+        response = await http_exchange(server.port, b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"Content-Length: 3\r\n" in response and response.endswith(b"\r\n\r\n")
+
+    async def test_malformed_request_gets_a_plain_400(self, start_server):
+        server = await start_server(echo)
+        response = await http_exchange(server.port, b"GET / HTTP/1.1 extra\r\nHost: h\r\n\r\n")
+        assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert response.endswith(b"\r\n\r\nMalformed HTTP request.\n")
+        assert b"bytearray" not in response
 
     async def test_connection_refused_is_an_os_error(self):
         server, port = await raw_http_server(None)
@@ -398,3 +423,12 @@ class TestLowLevel:
                     await ws.handshake()
             ws.abort()
             await ws.wait_closed()
+
+
+async def http_exchange(port: int, request: bytes) -> bytes:
+    """Send raw bytes, return everything the server answers until it closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    response = await reader.read()
+    writer.close()
+    return response

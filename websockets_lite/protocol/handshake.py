@@ -12,6 +12,7 @@ import base64
 import re
 import sys
 from collections.abc import Sequence
+from http import HTTPStatus
 
 import h11
 from wsproto.utilities import generate_accept_token, generate_nonce
@@ -35,6 +36,14 @@ _REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/
 _SWITCHING = re.compile(rb"HTTP/1\.1 101(?: ([\t\x20-\x7e\x80-\xff]*))?")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
 _BLANK_LINE = re.compile(rb"\n\r?\n")
+
+
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase of ``status``, or ``""`` for an unknown one."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def _closed_during_handshake() -> InvalidHandshake:
@@ -242,9 +251,12 @@ class Handshake:
         headers["Connection"] = "close"
         if not 200 <= response.status <= 999:
             raise ValueError(f"cannot answer a handshake with status {response.status}")
-        start = f"HTTP/1.1 {response.status} {response.reason}"
-        data = serialize_head(start, headers.raw_items()) + response.body
-        self.response = Response(response.status, headers, response.body, response.reason)
+        reason = response.reason or reason_phrase(response.status)
+        start = f"HTTP/1.1 {response.status} {reason}"
+        data = serialize_head(start, headers.raw_items())
+        if self.request is None or self.request.method != "HEAD":  # RFC 9110 9.3.2
+            data += response.body
+        self.response = Response(response.status, headers, response.body, reason)
         self.state = State.CLOSED
         self._h11 = None
         return data
@@ -346,7 +358,9 @@ class Handshake:
                 else:
                     error = InvalidHandshake(f"invalid HTTP: {exc}")
                 status = exc.error_status_hint
-                text = "Request headers too large" if status == 431 else f"Bad request: {exc}"
+                # The details (h11's words) go to the log through the error;
+                # the client gets a plain sentence.
+                text = "Request headers too large." if status == 431 else "Malformed HTTP request."
                 self._fail_handshake(error, Response(status, body=text + "\n"))
                 return None
             if event is h11.NEED_DATA or event is h11.PAUSED:
