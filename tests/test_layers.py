@@ -14,7 +14,7 @@ import websockets_lite
 PACKAGE = Path(websockets_lite.__file__).parent
 
 LAYERS = {
-    "typing": 0, "close": 0, "http": 0, "options": 0,
+    "typing": 0, "close": 0, "http": 0, "options": 0, "version": 0,
     "exceptions": 1,
     "protocol": 2, "flow": 2,
     "connection": 3,

@@ -43,11 +43,11 @@ from .protocol import State
 from .pubsub import BackendError, Hub, MemoryBackend, SubscriptionLost
 from .server import Server, ServerProtocol, basic_auth, serve, unix_serve
 from .typing import BytesLike, Data, DataLike, Fragments
+from .version import __version__
 
 if TYPE_CHECKING:
     from .pubsub.redis import RedisBackend
 
-__version__ = "0.1.0"
 
 __all__ = [
     "OK_CLOSE_CODES",

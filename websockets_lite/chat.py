@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -171,31 +172,62 @@ def _watch_parent(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> 
     loop.call_soon_threadsafe(stop)
 
 
-async def run(host: str, port: int, redis_url: str | None, worker: bool) -> None:
+async def _check_redis(url: str) -> str | None:
+    """Why Redis at ``url`` cannot be used now, or ``None`` when it answers."""
+    import redis.asyncio
+    from redis.exceptions import RedisError
+
+    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        return str(exc) or type(exc).__name__
+    finally:
+        await client.aclose()
+    return None
+
+
+async def run(host: str, port: int, redis_url: str | None, worker: bool) -> int:
     """Serve the chat until SIGINT or SIGTERM (or, for a worker, until its
-    parent process is gone)."""
+    parent process is gone). Returns 1, after one line on stderr, when the
+    port cannot be bound or Redis cannot be reached at startup; a Redis that
+    goes away later is told to the rooms and reconnected to."""
     backend = None
     if redis_url is not None:
         from .pubsub.redis import RedisBackend
 
+        problem = await _check_redis(redis_url)
+        if problem is not None:
+            print(f"cannot reach Redis at {redis_url}: {problem}", file=sys.stderr, flush=True)
+            return 1
         backend = RedisBackend(redis_url, backoff=Backoff(initial=0.2, maximum=5.0))
-    async with Hub(backend) as hub, serve(
-        make_handler(hub),
-        host,
-        port,
-        process_request=process_request,
-        max_message_size=MAX_MESSAGE,
-        reuse_port=worker or None,
-    ) as server:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, server.close)
-        if worker:
-            threading.Thread(target=_watch_parent, args=(loop, server.close), daemon=True).start()
-        bound = server.sockets[0].getsockname()[1]
-        shared = f" (rooms shared through {redis_url})" if redis_url else ""
-        print(f"chat demo on http://{host}:{bound}/{shared}", flush=True)
-        await server.serve_forever()
+    async with Hub(backend) as hub:
+        try:
+            server = await serve(
+                make_handler(hub),
+                host,
+                port,
+                process_request=process_request,
+                max_message_size=MAX_MESSAGE,
+                reuse_port=worker or None,
+            )
+        except OSError as exc:
+            why = os.strerror(exc.errno) if exc.errno else exc
+            print(f"cannot listen on {host}:{port}: {why}", file=sys.stderr, flush=True)
+            return 1
+        async with server:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, server.close)
+            if worker:
+                threading.Thread(
+                    target=_watch_parent, args=(loop, server.close), daemon=True
+                ).start()
+            bound = server.sockets[0].getsockname()[1]
+            shared = f" (rooms shared through {redis_url})" if redis_url else ""
+            print(f"chat demo on http://{host}:{bound}/{shared}", flush=True)
+            await server.serve_forever()
+    return 0
 
 
 def run_workers(host: str, port: int, redis_url: str, workers: int) -> int:
@@ -220,7 +252,12 @@ def run_workers(host: str, port: int, redis_url: str, workers: int) -> int:
     signal.signal(signal.SIGTERM, stop)
     for process in processes:
         assert process.stdout is not None
-        process.stdout.readline()  # each worker says when it listens
+        if not process.stdout.readline():  # each worker says when it listens
+            # It failed at startup and said why on stderr: stop the others.
+            stop(signal.SIGTERM, None)
+            for other in processes:
+                other.wait()
+            return 1
     print(f"chat demo on http://{host}:{port}/ ({workers} workers, "
           f"rooms shared through {redis_url})", flush=True)
     codes = [process.wait() for process in processes]
@@ -233,5 +270,4 @@ def main(host: str, port: int, redis_url: str | None, workers: int, worker: bool
             print("--workers needs --redis: workers share rooms through Redis", file=sys.stderr)
             return 2
         return run_workers(host, port, redis_url, workers)
-    asyncio.run(run(host, port, redis_url, worker))
-    return 0
+    return asyncio.run(run(host, port, redis_url, worker))
