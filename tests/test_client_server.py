@@ -432,3 +432,34 @@ async def http_exchange(port: int, request: bytes) -> bytes:
     response = await reader.read()
     writer.close()
     return response
+
+
+class TestContextManagers:
+    async def test_leaving_connect_normally_closes_with_1000_and_on_error_with_1011(
+        self, start_server
+    ):
+        codes: list[int | None] = []
+
+        async def handler(ws):
+            await ws.wait_closed()
+            codes.append(ws.close_code)
+
+        server = await start_server(handler)
+        async with connect(server.uri) as ws:
+            pass
+        assert ws.close_code == 1000
+        with pytest.raises(LookupError):
+            async with connect(server.uri) as ws:
+                raise LookupError("the application failed")
+        assert ws.protocol.close_sent.code == 1011
+        await until(lambda: len(codes) == 2)
+        assert codes == [1000, 1011]
+
+    async def test_async_with_on_a_connection_closes_it(self, start_server):
+        server = await start_server(echo)
+        ws = await connect(server.uri)
+        async with ws as same:
+            assert same is ws
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+        assert ws.state is State.CLOSED and ws.close_code == 1000

@@ -130,7 +130,6 @@ def make_handler(hub: Hub) -> Handler:
     """The WebSocket endpoint: one room per topic on ``hub``."""
 
     async def handler(ws: ServerProtocol) -> None:
-        assert ws.request is not None
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(ws.request.path).query)
         room = query.get("room", ["lobby"])[0][:64] or "lobby"
         name = query.get("name", ["anonymous"])[0][:32] or "anonymous"

@@ -435,7 +435,7 @@ class connect:
         tb: TracebackType | None,
     ) -> None:
         assert self.connection is not None
-        await self.connection.close()
+        await self.connection.__aexit__(exc_type, exc, tb)
 
     async def __aiter__(self) -> AsyncIterator[ClientProtocol]:
         if self.sock is not None:

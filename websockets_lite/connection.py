@@ -31,7 +31,8 @@ import time
 import uuid
 import weakref
 from collections.abc import AsyncIterable, Iterable, Mapping
-from typing import Any, cast
+from types import TracebackType
+from typing import Any, Self, cast
 
 from .close import CloseCode
 from .exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK, closed_exception
@@ -310,6 +311,24 @@ class Connection(asyncio.BufferedProtocol):
             read_paused_seconds=self._read_flow.paused_seconds(),
             broadcasts_skipped=self.broadcasts_skipped,
         )
+
+    # Context manager.
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the connection: with 1000 on a normal exit, with 1011
+        (internal error) when the block raised, as websockets does."""
+        if exc_type is None:
+            await self.close()
+        else:
+            await self.close(CloseCode.INTERNAL_ERROR)
 
     # Receiving.
 

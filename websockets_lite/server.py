@@ -193,6 +193,17 @@ class ServerProtocol(Connection):
         self._task: asyncio.Task[None] | None = None
         self._connect_timer: asyncio.TimerHandle | None = None
 
+    @property
+    def request(self) -> Request:
+        """The opening handshake request (``request.path``,
+        ``request.headers``). It is always there in ``process_request`` and
+        in the handler, so it is typed without ``None``; before the request
+        has arrived, reading it raises ``RuntimeError``."""
+        request = self.protocol.request
+        if request is None:
+            raise RuntimeError("the opening handshake request has not arrived yet")
+        return request
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Registered first: whatever happens next, shutdown finds it.
         if self.server is not None:
@@ -308,7 +319,6 @@ class ServerProtocol(Connection):
         if self.server is not None:
             self.server._opened(self)
         if self.logger.isEnabledFor(logging.INFO):
-            assert self.request is not None
             self.logger.info("connection open: %s %s", self.peer, self.request.path)
         self._start(self._run_handler())
 
