@@ -187,14 +187,19 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{port}/0"
         self.process: Any = None
 
-    def start(self) -> None:
+    def start(self, persist_in: str | None = None) -> None:
+        """Start it; with ``persist_in`` (a directory), with an append-only
+        file written on every command, which a restart reads back."""
         import socket
         import subprocess
         import time
 
+        persistence = ["--appendonly", "no"] if persist_in is None else [
+            "--appendonly", "yes", "--appendfsync", "always", "--dir", persist_in
+        ]
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+             "--save", "", *persistence, "--protected-mode", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10

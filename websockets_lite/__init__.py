@@ -40,7 +40,7 @@ from .patterns import (
     registered,
 )
 from .protocol import State
-from .pubsub import BackendError, Hub, MemoryBackend, SubscriptionLost
+from .pubsub import BackendError, Hub, MemoryBackend, Position, Subscription, SubscriptionLost
 from .server import Server, ServerProtocol, basic_auth, serve, unix_serve
 from .typing import BytesLike, Data, DataLike, Fragments
 from .version import __version__
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "OK_CLOSE_CODES",
     "Options",
+    "Position",
     "BackendError",
     "Backoff",
     "BytesLike",
@@ -81,6 +82,7 @@ __all__ = [
     "ServerProtocol",
     "State",
     "Stats",
+    "Subscription",
     "SubscriptionLost",
     "WebSocketError",
     "WebSocketURI",

@@ -149,7 +149,7 @@ def broadcast(
     connections: Iterable[Connection],
     message: DataLike,
     *,
-    on_slow: Literal["skip", "close"] = "skip",
+    on_slow: Literal["skip", "close"] | Callable[[Connection], object] = "skip",
 ) -> int:
     """Send ``message`` to every connection that can take it now; return how
     many got it. It never waits, so one slow client cannot hold the others
@@ -160,15 +160,19 @@ def broadcast(
     context). A connection is skipped when it is not open, is in the middle
     of a fragmented message (it is not corrupted), or when its write buffer
     would go above ``write_limit``; that last case counts in its
-    ``stats.broadcasts_skipped``, and with ``on_slow="close"`` the connection
-    is closed with 1013 (try again later) instead.
+    ``stats.broadcasts_skipped``, and then ``on_slow`` decides: ``"skip"``
+    does nothing more, ``"close"`` closes the connection with 1013 (try again
+    later), and a callable is called with the connection, once ``broadcast``
+    is done with the others (so it may change ``connections``). The
+    :class:`~websockets_lite.Hub` uses that to catch slow subscribers up.
     """
-    if on_slow not in ("skip", "close"):
-        raise ValueError(f"on_slow must be 'skip' or 'close', not {on_slow!r}")
+    if not (on_slow == "skip" or on_slow == "close" or callable(on_slow)):
+        raise ValueError(f"on_slow must be 'skip', 'close' or a callable, not {on_slow!r}")
     if not isinstance(message, (str, bytes, bytearray, memoryview)):
         raise TypeError(f"cannot broadcast {type(message).__name__}")
     shared: bytes | None = None
     sent = 0
+    slow: list[Connection] = []
     for ws in connections:
         if ws.shares_frames:
             if shared is None:
@@ -180,6 +184,11 @@ def broadcast(
             sent += 1
         elif ws.state is State.OPEN and not ws.sending_fragments:
             ws.broadcasts_skipped += 1
-            if on_slow == "close":
-                ws.close_nowait(CloseCode.TRY_AGAIN_LATER, "too slow to keep up")
+            if on_slow != "skip":
+                slow.append(ws)
+    for ws in slow:
+        if on_slow == "close":
+            ws.close_nowait(CloseCode.TRY_AGAIN_LATER, "too slow to keep up")
+        else:
+            on_slow(ws)  # type: ignore[operator]
     return sent

@@ -4,16 +4,18 @@ default) or across processes and machines (:class:`RedisBackend`).
 
 Each delivery to the local subscribers of a topic is one
 :func:`~websockets_lite.broadcast`, so a slow client never holds a publisher
-back. Delivery is at most once: a message published while a subscriber's
-process is disconnected from the backend is lost for it.
+back. Every publication gets a :class:`Position`; with a history, nothing is
+lost without a signal (see :doc:`/topics/delivery`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .hub import Backend, BackendError, Hub, Listener, Subscription, SubscriptionLost
+from .hub import Backend, BackendError, Hub, Listener, SubscriptionLost
 from .memory import MemoryBackend
+from .position import Entry, Formatter, Position
+from .subscription import Subscription
 
 if TYPE_CHECKING:
     from .redis import RedisBackend
@@ -21,9 +23,12 @@ if TYPE_CHECKING:
 __all__ = [
     "Backend",
     "BackendError",
+    "Entry",
+    "Formatter",
     "Hub",
     "Listener",
     "MemoryBackend",
+    "Position",
     "RedisBackend",
     "Subscription",
     "SubscriptionLost",
