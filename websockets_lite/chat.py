@@ -2,18 +2,30 @@
 patterns (``python -m websockets_lite chat``).
 
 - ``process_request`` serves the page at ``/`` and a health check at
-  ``/healthz``; the WebSocket endpoint is ``/ws?room=ROOM&name=NAME``;
-- each connection subscribes to its room's topic on a :class:`Hub` and
-  :func:`consume`\\ s its messages by publishing them to the room;
-- the Hub is in memory by default; with ``--redis URL`` rooms are shared by
-  every process using that Redis (``--workers N`` starts N of them on one
-  port with ``reuse_port``).
+  ``/healthz``; the WebSocket endpoint is
+  ``/ws?room=ROOM&name=NAME[&client=ID][&since=POSITION]``;
+- each connection subscribes to its room's topic on a :class:`Hub` with a
+  history, with presence, and to the room's presence topic; the room's
+  latest messages come first on join; a page that reconnects gives the
+  position of the last message it showed and gets exactly what it missed;
+- every message sent to the page carries its position; the page keeps
+  what is typed until the room echoes it back, and reconnects with backoff;
+- the Hub is in memory by default; with ``--redis URL`` rooms (history and
+  presence included) are shared by every process using that Redis
+  (``--workers N`` starts N of them on one port with ``reuse_port``).
+
+Events sent to the page, as JSON: ``message`` (``name``, ``tag``, ``text``,
+``cid``, ``position``), ``ready`` (``recovered``: ``null`` on a first join,
+``false`` when missed messages could not be recovered), ``online``
+(``members``: id -> ``{"name", "tag"}``), ``join`` / ``leave`` (``id``,
+``info``), ``error`` (``text``). The page sends ``{"text", "cid"}`` (or
+plain text).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -28,14 +40,19 @@ from .client import Backoff
 from .exceptions import ConnectionClosed
 from .http import Request, Response
 from .patterns import consume
-from .pubsub import BackendError, Hub, SubscriptionLost
+from .pubsub import BackendError, Hub, Position, SubscriptionLost
 from .server import Handler, ServerProtocol, serve
 from .typing import Data
 
-__all__ = ["PAGE", "main", "make_handler", "process_request", "run_workers"]
+__all__ = ["PAGE", "main", "make_handler", "make_hub", "process_request", "run_workers"]
 
 #: Longest chat message accepted, in bytes; longer ones close with 1009.
 MAX_MESSAGE = 4096
+#: Messages kept per room, and how many a page gets when it joins.
+HISTORY_SIZE = 200
+HISTORY_ON_JOIN = 50
+#: A room unused for this long (seconds) loses its history.
+HISTORY_TTL = 24 * 3600
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -44,10 +61,15 @@ PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>websockets_lite chat</title>
 <style>
-  body { font-family: system-ui, sans-serif; max-width: 42em; margin: 2em auto; padding: 0 1em; }
-  #log { border: 1px solid #ccc; height: 22em; overflow-y: auto; padding: .5em; }
+  body { font-family: system-ui, sans-serif; max-width: 48em; margin: 2em auto; padding: 0 1em; }
+  #main { display: flex; gap: 1em; }
+  #log { flex: 1; border: 1px solid #ccc; height: 22em; overflow-y: auto; padding: .5em; }
   #log p { margin: .2em 0; }
+  #people { width: 12em; }
+  #online { list-style: none; padding: 0; margin: 0; }
   .system { color: #777; font-style: italic; }
+  .pending { color: #999; }
+  .tag { color: #999; font-size: .8em; }
   input { padding: .3em; }
   #text { width: 75%; }
 </style>
@@ -61,11 +83,15 @@ PAGE = """<!doctype html>
 </form>
 <section id="chat" hidden>
   <p id="status">connecting...</p>
-  <div id="log" aria-live="polite"></div>
+  <div id="main">
+    <div id="log" aria-live="polite"></div>
+    <aside id="people"><strong>Online</strong><ul id="online"></ul></aside>
+  </div>
   <form id="send">
     <input id="text" autocomplete="off" maxlength="1000" placeholder="Say something">
     <button>Send</button>
   </form>
+  <p id="hint" class="system"></p>
 </section>
 <script>
 "use strict";
@@ -74,37 +100,129 @@ const params = new URLSearchParams(location.search);
 if (params.get("name")) $("name").value = params.get("name");
 if (params.get("room")) $("room").value = params.get("room");
 
-function show(text, system) {
-  const line = document.createElement("p");
-  line.textContent = text;
-  line.className = system ? "system" : "message";
-  $("log").append(line);
+// One id per browser tab, kept across reloads and reconnections: it tells
+// people with the same name apart.
+let client = sessionStorage.getItem("chat-client");
+if (!client) {
+  client = Math.random().toString(16).slice(2, 10);
+  sessionStorage.setItem("chat-client", client);
+}
+const chat = {
+  ws: null, name: "", room: "", position: null, delay: 500, members: {},
+  pending: [],  // {cid, text, line}: typed, not yet echoed by the room
+};
+window.chat = chat;  // for tests and the curious
+
+function line(text, className) {
+  const p = document.createElement("p");
+  p.className = className;
+  p.textContent = text;
+  $("log").append(p);
   $("log").scrollTop = $("log").scrollHeight;
+  return p;
+}
+
+function renderOnline() {
+  const list = $("online");
+  list.replaceChildren();
+  for (const info of Object.values(chat.members)) {
+    const item = document.createElement("li");
+    item.textContent = `${info.name} #${info.tag}`;
+    list.append(item);
+  }
+}
+
+function newer(position) {
+  // Positions are "epoch:offset": within an epoch, offsets only grow.
+  if (!chat.position) return true;
+  const [epoch, offset] = position.split(/:(?=[^:]*$)/);
+  const [lastEpoch, lastOffset] = chat.position.split(/:(?=[^:]*$)/);
+  return epoch !== lastEpoch || Number(offset) > Number(lastOffset);
+}
+
+function handle(event) {
+  if (event.type === "message") {
+    if (!newer(event.position)) return;  // shown already
+    chat.position = event.position;
+    const mine = chat.pending.findIndex((item) => item.cid === event.cid);
+    if (mine >= 0) chat.pending.splice(mine, 1)[0].line.remove();
+    const p = line(`${event.name}: ${event.text}`, "message");
+    const tag = document.createElement("span");
+    tag.className = "tag";
+    tag.textContent = ` #${event.tag}`;
+    p.insertBefore(tag, p.firstChild.splitText(event.name.length));
+  } else if (event.type === "ready") {
+    if (event.recovered === false) line("some messages were missed while disconnected", "system");
+    for (const item of chat.pending) send(item);  // what the room did not echo yet
+  } else if (event.type === "online") {
+    chat.members = event.members;
+    renderOnline();
+  } else if (event.type === "join" || event.type === "leave") {
+    if (event.type === "join") chat.members[event.id] = event.info;
+    else delete chat.members[event.id];
+    renderOnline();
+    line(`${event.info.name} #${event.info.tag} ${event.type === "join" ? "joined" : "left"}`,
+         "system");
+  } else if (event.type === "error") {
+    line(event.text, "system");
+  }
+}
+
+function send(item) {
+  if (chat.ws && chat.ws.readyState === WebSocket.OPEN) {
+    chat.ws.send(JSON.stringify({text: item.text, cid: item.cid}));
+  }
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const query = new URLSearchParams({room: chat.room, name: chat.name, client});
+  if (chat.position) query.set("since", chat.position);
+  const ws = new WebSocket(`${scheme}://${location.host}/ws?${query}`);
+  chat.ws = ws;
+  $("status").textContent = "connecting...";
+  ws.onopen = () => {
+    chat.delay = 500;
+    $("status").textContent = `${chat.name} in room ${chat.room}`;
+  };
+  ws.onmessage = (message) => handle(JSON.parse(message.data));
+  ws.onclose = (close) => {
+    if (chat.ws !== ws) return;
+    chat.ws = null;
+    // Exponential backoff with jitter: a restarted server is not hammered.
+    const delay = chat.delay * (0.5 + Math.random() / 2);
+    chat.delay = Math.min(chat.delay * 2, 10000);
+    const why = close.code === 1006 ? "connection lost" : `closed (${close.code})`;
+    $("status").textContent = `${why}; reconnecting in ${(delay / 1000).toFixed(1)} s...`;
+    setTimeout(connect, delay);
+  };
 }
 
 function join() {
-  const name = $("name").value, room = $("room").value;
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const query = new URLSearchParams({ room, name });
-  const ws = new WebSocket(`${scheme}://${location.host}/ws?${query}`);
+  chat.name = $("name").value.trim();
+  chat.room = $("room").value.trim();
+  if (!chat.name || !chat.room) return;
+  // In the address, so that a reload joins the same room again.
+  history.replaceState(null, "", "?" + new URLSearchParams({room: chat.room, name: chat.name}));
   $("join").hidden = true;
   $("chat").hidden = false;
-  ws.onopen = () => { $("status").textContent = `${name} in room ${room}`; };
-  ws.onmessage = (event) => {
-    const data = JSON.parse(event.data);
-    if (data.type === "message") show(`${data.name}: ${data.text}`, false);
-    else show(`${data.name} ${data.type === "join" ? "joined" : "left"}`, true);
-  };
-  ws.onclose = (event) => {
-    $("status").textContent = `disconnected (${event.code} ${event.reason})`;
-  };
-  $("send").onsubmit = (event) => {
-    event.preventDefault();
-    if ($("text").value && ws.readyState === WebSocket.OPEN) ws.send($("text").value);
-    $("text").value = "";
-  };
+  connect();
 }
 
+$("send").onsubmit = (event) => {
+  event.preventDefault();
+  const text = $("text").value.trim();
+  if (!text) {
+    $("hint").textContent = "Type a message first.";
+    return;
+  }
+  $("hint").textContent = "";
+  const item = {cid: Math.random().toString(16).slice(2, 14), text};
+  item.line = line(`${chat.name}: ${text} (sending...)`, "pending");
+  chat.pending.push(item);
+  send(item);
+  $("text").value = "";
+};
 $("join").onsubmit = (event) => { event.preventDefault(); join(); };
 if (params.get("name") && params.get("room")) join();
 </script>
@@ -126,35 +244,86 @@ def process_request(ws: ServerProtocol, request: Request) -> Response | None:
     return Response(404, body="Not found.\n")
 
 
+def with_position(topic: str, position: Position, message: Data) -> Data:
+    """The hub's formatter: add the position to a published event (JSON
+    text that this module wrote, so it ends with a closing brace)."""
+    assert isinstance(message, str)
+    return f'{message[:-1]}, "position": "{position}"}}'
+
+
+def make_hub(redis_url: str | None = None) -> Hub:
+    """A hub with a history per room, in memory or shared through Redis."""
+    if redis_url is None:
+        return Hub(history_size=HISTORY_SIZE, history_ttl=HISTORY_TTL, formatter=with_position)
+    from .pubsub.redis import RedisBackend
+
+    backend = RedisBackend(
+        redis_url, history_size=HISTORY_SIZE, history_ttl=HISTORY_TTL,
+        backoff=Backoff(initial=0.2, maximum=5.0),
+    )
+    return Hub(backend, formatter=with_position)
+
+
 def make_handler(hub: Hub) -> Handler:
     """The WebSocket endpoint: one room per topic on ``hub``."""
 
     async def handler(ws: ServerProtocol) -> None:
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(ws.request.path).query)
-        room = query.get("room", ["lobby"])[0][:64] or "lobby"
-        name = query.get("name", ["anonymous"])[0][:32] or "anonymous"
+        room = query.get("room", ["lobby"])[0].strip()[:64] or "lobby"
+        name = query.get("name", ["anonymous"])[0].strip()[:32] or "anonymous"
+        # A short tag tells people with the same name apart; it follows the
+        # page's client id, so a page that reconnects keeps it.
+        client = query.get("client", [ws.id.hex])[0][:64]
+        tag = hashlib.sha256(client.encode()).hexdigest()[:4]
+        try:
+            since = Position.parse(query["since"][0]) if "since" in query else None
+        except ValueError:
+            await ws.close(1008, "invalid position")
+            return
         topic = f"room:{room}"
-
-        def event(kind: str, **fields: str) -> str:
-            return json.dumps({"type": kind, "name": name, **fields})
 
         async def consumer(message: Data) -> None:
             if not isinstance(message, str):
                 await ws.close(1003, "text messages only")
                 return
             try:
-                await hub.publish(topic, event("message", text=message))
+                event = json.loads(message)
+            except ValueError:
+                event = {"text": message}
+            if not isinstance(event, dict) or not isinstance(event.get("text"), str):
+                event = {"text": message}
+            text = event["text"].strip()
+            cid = event.get("cid")
+            if not text:
+                await ws.send(json.dumps({"type": "error", "text": "Blank messages are not sent."}))
+                return
+            fields = {"type": "message", "name": name, "tag": tag, "text": text}
+            if isinstance(cid, str) and len(cid) <= 64:
+                fields["cid"] = cid
+            try:
+                await hub.publish(topic, json.dumps(fields))
             except BackendError:
                 await ws.close(1013, "chat unavailable; try again later")
 
         try:
-            async with hub.subscribe(ws, topic):
-                await hub.publish(topic, event("join"))
-                try:
+            async with hub.subscribe(ws, hub.presence_topic(topic), formatter=None):
+                recovered_if_resumed: bool | None = None
+                if since is None:
+                    # The room's latest messages, then everything after them.
+                    recent = await hub.history(topic, limit=HISTORY_ON_JOIN)
+                    for position, message in recent:
+                        await ws.send(with_position(topic, position, message))
+                    since = recent[-1][0] if recent else await hub.position(topic)
+                else:
+                    recovered_if_resumed = True
+                presence = {"name": name, "tag": tag}
+                async with hub.subscribe(ws, topic, since=since, presence=presence) as room_:
+                    if recovered_if_resumed is not None:
+                        recovered_if_resumed = room_.recovered
+                    await ws.send(json.dumps({"type": "ready", "recovered": recovered_if_resumed}))
+                    members = await hub.presence(topic)
+                    await ws.send(json.dumps({"type": "online", "members": members}))
                     await consume(ws, consumer)
-                finally:
-                    with contextlib.suppress(BackendError):
-                        await hub.publish(topic, event("leave"))
         except (SubscriptionLost, BackendError):
             await ws.close(1013, "chat unavailable; try again later")
         except ConnectionClosed:
@@ -191,16 +360,12 @@ async def run(host: str, port: int, redis_url: str | None, worker: bool) -> int:
     parent process is gone). Returns 1, after one line on stderr, when the
     port cannot be bound or Redis cannot be reached at startup; a Redis that
     goes away later is told to the rooms and reconnected to."""
-    backend = None
     if redis_url is not None:
-        from .pubsub.redis import RedisBackend
-
         problem = await _check_redis(redis_url)
         if problem is not None:
             print(f"cannot reach Redis at {redis_url}: {problem}", file=sys.stderr, flush=True)
             return 1
-        backend = RedisBackend(redis_url, backoff=Backoff(initial=0.2, maximum=5.0))
-    async with Hub(backend) as hub:
+    async with make_hub(redis_url) as hub:
         try:
             server = await serve(
                 make_handler(hub),
