@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the Autobahn|Testsuite against websockets_lite: the echo server
-# (fuzzingclient mode) and the fuzzing client (fuzzingserver mode).
+# (fuzzingclient mode), the fuzzing client (fuzzingserver mode), and a
+# Starlette echo app on uvicorn with our WebSocket protocol (fuzzingclient).
 #
 # usage: compliance/run.sh [CASES] [PYTHON]
 #   CASES   default (everything but 9.*, 12.*, 13.*; ~15 s a side), all (adds
@@ -39,4 +40,24 @@ done
 SERVER=$?
 "$HERE/autobahn/run_client_suite.sh" "$PY $HERE/fuzzing_client.py" "$OUT/client" "$SEL"
 CLIENT=$?
-[ "$SERVER" -ge "$CLIENT" ] && exit "$SERVER" || exit "$CLIENT"
+
+# The third testee: a Starlette echo app on uvicorn with our WebSocket protocol.
+UVICORN=0
+if "$PY" -c 'import uvicorn, starlette' 2>/dev/null; then
+  UPORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  "$PY" "$HERE/uvicorn_echo.py" "$UPORT" > "$OUT/uvicorn_echo.log" 2>&1 &
+  UECHO=$!
+  trap 'kill $ECHO $UECHO 2>/dev/null' EXIT
+  for _ in $(seq 1 100); do
+    grep -q LISTENING "$OUT/uvicorn_echo.log" 2>/dev/null && break
+    sleep 0.1
+  done
+  AUTOBAHN_AGENT=uvicorn "$HERE/autobahn/run_server_suite.sh" "ws://127.0.0.1:$UPORT" "$OUT/uvicorn" "$SEL"
+  UVICORN=$?
+else
+  echo "uvicorn or starlette missing: the uvicorn testee is skipped" >&2
+fi
+worst=$SERVER
+[ "$CLIENT" -gt "$worst" ] && worst=$CLIENT
+[ "$UVICORN" -gt "$worst" ] && worst=$UVICORN
+exit "$worst"

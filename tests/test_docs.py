@@ -1,8 +1,9 @@
 """The docs' code, run as a reader would run it, so that it cannot drift.
 
 Every Python block in ``docs/`` and the README compiles. Every block that is
-a whole program (it calls ``asyncio.run``) passes ``mypy --strict`` and runs:
-servers (they call ``serve_forever``) are started first and stopped with
+a whole program (it calls ``asyncio.run`` or ``uvicorn.run``) passes ``mypy
+--strict`` and runs: servers (they call ``serve_forever`` or ``uvicorn.run``)
+are started first and stopped with
 SIGINT, which must end them quietly; the page's other programs then run
 against them, or against an echo server when the page has none. Port 8765,
 0.0.0.0 and the Redis URL in the docs are replaced with a free port,
@@ -42,11 +43,11 @@ class Block:
 
     @property
     def program(self) -> bool:
-        return "asyncio.run(" in self.code
+        return "asyncio.run(" in self.code or "uvicorn.run(" in self.code
 
     @property
     def server(self) -> bool:
-        return "serve_forever()" in self.code
+        return "serve_forever()" in self.code or "uvicorn.run(" in self.code
 
     @property
     def needs_server(self) -> bool:
@@ -162,15 +163,20 @@ def test_programs_run(page: Path, tmp_path: Path) -> None:
     try:
         servers = [block for block in programs if block.server]
         clients = [block for block in programs if not block.server]
+        # Servers one at a time (they share the docs' port): each must start,
+        # serve the page's clients (the last one, or an echo server when the
+        # page has none), and end quietly on Ctrl-C.
+        for number, block in enumerate(servers):
+            process = run(block, replacements, tmp_path / f"server_{number}.py", env)
+            started.append((block, process))
+            wait_for_port(int(port), process)
+            if number < len(servers) - 1:
+                stop(block, process)
         if not servers and any(block.needs_server for block in clients):
             echo = [sys.executable, "-m", "websockets_lite", "serve", "--port", port]
             process = subprocess.Popen(echo, env=env, text=True,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             started.append((Block(page, 0, "echo server"), process))
-            wait_for_port(int(port), process)
-        for number, block in enumerate(servers):
-            process = run(block, replacements, tmp_path / f"server_{number}.py", env)
-            started.append((block, process))
             wait_for_port(int(port), process)
         for number, block in enumerate(clients):
             process = run(block, replacements, tmp_path / f"client_{number}.py", env)
@@ -178,10 +184,8 @@ def test_programs_run(page: Path, tmp_path: Path) -> None:
             assert process.returncode == 0, f"{block.name} failed:\n{stderr}"
             assert "Traceback" not in stderr, f"{block.name}:\n{stderr}"
         for block, process in started:
-            process.send_signal(signal.SIGINT)  # Ctrl-C
-            _, stderr = process.communicate(timeout=20)
-            assert process.returncode == 0, f"{block.name} after Ctrl-C:\n{stderr}"
-            assert "Traceback" not in stderr, f"{block.name} after Ctrl-C:\n{stderr}"
+            if process.poll() is None:
+                stop(block, process)
     finally:
         for _, process in started:
             if process.poll() is None:
@@ -189,6 +193,14 @@ def test_programs_run(page: Path, tmp_path: Path) -> None:
                 process.wait()
         if redis is not None:
             redis.stop()
+
+
+def stop(block: Block, process: subprocess.Popen[str]) -> None:
+    """Ctrl-C: the program must end quietly and successfully."""
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, f"{block.name} after Ctrl-C:\n{stderr}"
+    assert "Traceback" not in stderr, f"{block.name} after Ctrl-C:\n{stderr}"
 
 
 def run(

@@ -19,8 +19,8 @@ LAYERS = {
     "protocol": 2, "flow": 2,
     "connection": 3,
     "client": 4, "server": 4,
-    "patterns": 5,
-    "pubsub": 6,
+    "patterns": 5, "asgi": 5,
+    "pubsub": 6, "uvicorn": 6,
     "chat": 7,
     "__main__": 8,
 }

@@ -33,6 +33,7 @@ from .flow import memory_bound
 from .http import Headers, Request, Response
 from .options import Options
 from .patterns import (
+    WebSocketLike,
     broadcast,
     consume,
     consume_and_produce,
@@ -85,6 +86,7 @@ __all__ = [
     "Subscription",
     "SubscriptionLost",
     "WebSocketError",
+    "WebSocketLike",
     "WebSocketURI",
     "__version__",
     "basic_auth",

@@ -3,23 +3,26 @@ consume, produce, both at once, a registry of connections, and broadcast.
 
 Everything here uses the public :class:`~websockets_lite.Connection` API;
 :func:`broadcast` uses its one fast path, ``Connection.send_nowait()``, which
-writes an already-framed message without waiting.
+writes an already-framed message without waiting. They take any
+:class:`WebSocketLike`: a native connection, or an ASGI WebSocket wrapped by
+:func:`websockets_lite.asgi.accept`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, MutableSet
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from .close import CloseCode
-from .connection import Connection
 from .exceptions import ConnectionClosed
 from .protocol import State, encode_frame
 from .typing import Data, DataLike
 
 __all__ = [
+    "WebSocketLike",
     "Consumer",
     "Producer",
     "broadcast",
@@ -35,10 +38,44 @@ Consumer = Callable[[Data], Awaitable[object]]
 #: (``None`` ends production), or an async iterable of messages.
 Producer = Callable[[], Awaitable[DataLike | None]] | AsyncIterable[DataLike]
 
-C = TypeVar("C", bound=Connection)
 
 
-async def _consume(ws: Connection, consumer: Consumer) -> None:
+class WebSocketLike(Protocol):
+    """What the patterns and the Hub need of a connection: a
+    :class:`~websockets_lite.Connection`, or an
+    :class:`~websockets_lite.asgi.ASGIConnection`."""
+
+    broadcasts_skipped: int
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def state(self) -> State: ...
+
+    @property
+    def shares_frames(self) -> bool: ...
+
+    @property
+    def sending_fragments(self) -> bool: ...
+
+    async def recv(self) -> Data: ...
+
+    async def send(self, message: DataLike) -> None: ...
+
+    def send_nowait(self, message: DataLike, frame: bytes | None = None) -> bool: ...
+
+    async def close(self, code: int = ..., reason: str = ...) -> None: ...
+
+    def close_nowait(self, code: int = ..., reason: str = ...) -> None: ...
+
+    async def wait_closed(self) -> None: ...
+
+
+C = TypeVar("C", bound=WebSocketLike)
+
+
+async def _consume(ws: WebSocketLike, consumer: Consumer) -> None:
     while True:
         try:
             message = await ws.recv()
@@ -47,7 +84,7 @@ async def _consume(ws: Connection, consumer: Consumer) -> None:
         await consumer(message)
 
 
-async def _send(ws: Connection, message: DataLike) -> bool:
+async def _send(ws: WebSocketLike, message: DataLike) -> bool:
     try:
         await ws.send(message)
     except ConnectionClosed:
@@ -55,7 +92,7 @@ async def _send(ws: Connection, message: DataLike) -> bool:
     return True
 
 
-async def _produce(ws: Connection, producer: Producer) -> None:
+async def _produce(ws: WebSocketLike, producer: Producer) -> None:
     if isinstance(producer, AsyncIterable):
         # aclosing(): an async generator left early still runs its finally.
         iterator = aiter(producer)
@@ -73,7 +110,7 @@ async def _produce(ws: Connection, producer: Producer) -> None:
                 return
 
 
-async def consume(ws: Connection, consumer: Consumer) -> None:
+async def consume(ws: WebSocketLike, consumer: Consumer) -> None:
     """Await ``consumer(message)`` for each message until the connection ends.
 
     Returns when the connection closes, whoever closed it (``ws.close_code``
@@ -88,7 +125,7 @@ async def consume(ws: Connection, consumer: Consumer) -> None:
         raise
 
 
-async def produce(ws: Connection, producer: Producer) -> None:
+async def produce(ws: WebSocketLike, producer: Producer) -> None:
     """Send what ``producer`` gives until it ends, then close with 1000.
 
     Returns early, quietly, if the connection closes. If ``producer`` raises,
@@ -104,7 +141,7 @@ async def produce(ws: Connection, producer: Producer) -> None:
     await ws.close()
 
 
-async def consume_and_produce(ws: Connection, consumer: Consumer, producer: Producer) -> None:
+async def consume_and_produce(ws: WebSocketLike, consumer: Consumer, producer: Producer) -> None:
     """Consume and produce at once; when either ends or fails, stop the other.
 
     The connection is then closed: with 1000 when one side ended normally
@@ -146,10 +183,10 @@ def registered(registry: MutableSet[C], ws: C) -> Iterator[C]:
 
 
 def broadcast(
-    connections: Iterable[Connection],
+    connections: Iterable[WebSocketLike],
     message: DataLike,
     *,
-    on_slow: Literal["skip", "close"] | Callable[[Connection], object] = "skip",
+    on_slow: Literal["skip", "close"] | Callable[[WebSocketLike], object] = "skip",
 ) -> int:
     """Send ``message`` to every connection that can take it now; return how
     many got it. It never waits, so one slow client cannot hold the others
@@ -172,7 +209,7 @@ def broadcast(
         raise TypeError(f"cannot broadcast {type(message).__name__}")
     shared: bytes | None = None
     sent = 0
-    slow: list[Connection] = []
+    slow: list[WebSocketLike] = []
     for ws in connections:
         if ws.shares_frames:
             if shared is None:

@@ -14,9 +14,9 @@ import logging
 from types import TracebackType
 from typing import Any, Protocol
 
-from ..connection import Connection, default_logger
+from ..connection import default_logger
 from ..exceptions import WebSocketError
-from ..patterns import broadcast
+from ..patterns import WebSocketLike, broadcast
 from ..typing import Data
 from .memory import MemoryBackend
 from .position import Entry, Formatter, Position, covers
@@ -101,8 +101,8 @@ class Topic:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.groups: dict[Formatter | None, set[Connection]] = {}
-        self.subscriptions: dict[Connection, Subscription] = {}
+        self.groups: dict[Formatter | None, set[WebSocketLike]] = {}
+        self.subscriptions: dict[WebSocketLike, Subscription] = {}
         self.parked: set[Subscription] = set()
         #: The latest position the live feed brought to this process.
         self.last: Position | None = None
@@ -235,7 +235,7 @@ class Hub:
 
     def subscribe(
         self,
-        ws: Connection,
+        ws: WebSocketLike,
         topic: str,
         *,
         since: Position | None = None,
@@ -412,7 +412,7 @@ class Hub:
                 self.logger.exception("formatter failed on %r; message not delivered", state.name)
                 continue
             if self.keeps_history:
-                slow: list[Connection] = []
+                slow: list[WebSocketLike] = []
                 broadcast(group, data, on_slow=slow.append)
                 for ws in slow:
                     subscription = state.subscriptions[ws]

@@ -22,8 +22,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..close import CloseCode
-from ..connection import Connection
 from ..exceptions import ConnectionClosed
+from ..patterns import WebSocketLike
 from .position import Formatter, Position, covers
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class Subscription:
     def __init__(
         self,
         hub: Hub,
-        ws: Connection,
+        ws: WebSocketLike,
         topic: str,
         since: Position | None,
         formatter: Formatter | None,
