@@ -18,7 +18,14 @@ from types import TracebackType
 from typing import Any
 
 from .connection import Connection, default_logger
-from .exceptions import ConnectTimeout, InvalidHandshake, InvalidStatus, InvalidURI
+from .exceptions import (
+    ConnectTimeout,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+    InvalidURI,
+    SecurityError,
+)
 from .http import Headers, HeadersLike
 from .options import LOW_LEVEL, Options, check_strings
 from .protocol import Protocol, Side, State
@@ -175,7 +182,7 @@ class ClientProtocol(Connection):
             if protocol.state is State.CLOSED or self._lost:
                 if protocol.handshake_exc is not None:
                     raise protocol.handshake_exc
-                raise InvalidHandshake("connection lost during the opening handshake") from (
+                raise InvalidMessage("connection lost during the opening handshake") from (
                     self._lost_exc
                 )
             if self._handshake_waiters is None:
@@ -250,7 +257,7 @@ def _redirect(uri: WebSocketURI, location: str) -> WebSocketURI:
     scheme = {"http": "ws", "https": "wss"}.get(scheme, scheme)
     new = parse_uri(f"{scheme}{sep}{rest}")
     if uri.secure and not new.secure:
-        raise InvalidHandshake(f"refused to follow a redirect from wss:// to {location}")
+        raise SecurityError(f"refused to follow a redirect from wss:// to {location}")
     return new
 
 
@@ -370,7 +377,7 @@ class connect:
                                 del headers[name]
                         self.logger.info("redirected to %s", location)
                         wsuri = new
-                raise InvalidHandshake(f"more than {MAX_REDIRECTS} redirects")
+                raise SecurityError(f"more than {MAX_REDIRECTS} redirects")
         except TimeoutError as exc:
             if deadline.expired():
                 raise ConnectTimeout(

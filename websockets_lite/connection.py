@@ -30,16 +30,23 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, cast
 
 from .close import CloseCode
-from .exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK, closed_exception
+from .exceptions import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedOK,
+    PayloadTooBig,
+    ProtocolError,
+    closed_exception,
+)
 from .flow import READ_CHUNK, ReadFlow, WriteFlow
 from .http import Request, Response
 from .options import LOW_LEVEL, Options
-from .protocol import Pong, Protocol, Side, State
+from .protocol import Fragment, Pong, Protocol, Side, State
 from .typing import Data, DataLike, Fragments
 
 __all__ = ["Connection", "Stats"]
@@ -135,6 +142,9 @@ class Connection(asyncio.BufferedProtocol):
     """
 
     __slots__ = (
+        # Attributes set by the application (ws.user = ...), as websockets
+        # allows; the dictionary is only made when one is set.
+        "__dict__",
         "__weakref__",  # weak registries (weakref.WeakSet) of connections work
         "_blind",
         "_closed_waiters",
@@ -153,6 +163,7 @@ class Connection(asyncio.BufferedProtocol):
         "_scanned",
         "_seen_state",
         "_stalled",
+        "_streaming",
         "_transport_paused",
         "_write_flow",
         "broadcasts_skipped",
@@ -197,6 +208,7 @@ class Connection(asyncio.BufferedProtocol):
         self._write_flow = WriteFlow()
         # The parser stalls when the application is behind (see _look_ahead).
         self._stalled = False
+        self._streaming = False  # recv_streaming() owns the input
         # Where the look-ahead stopped, counted like bytes_in; and whether it
         # can see no further (it stopped reading).
         self._scanned = 0
@@ -332,16 +344,26 @@ class Connection(asyncio.BufferedProtocol):
 
     # Receiving.
 
-    async def recv(self) -> Data:
+    async def recv(self, decode: bool | None = None) -> Data:
         """Return the next message: ``str`` for text, ``bytes`` for binary.
 
+        ``decode=False`` returns text messages as UTF-8 ``bytes`` too, and
+        ``decode=True`` binary messages as ``str`` (decoded as UTF-8;
+        ``UnicodeDecodeError`` when they are not), as websockets does.
         Messages that arrived before the connection closed are returned
         first; then :exc:`~websockets_lite.ConnectionClosed` is raised.
         Cancelling ``recv()`` (for example with ``asyncio.timeout()``) is safe:
         no message is lost. Two concurrent calls raise
         :exc:`~websockets_lite.ConcurrencyError`.
         """
-        if self._recv_waiter is not None:
+        if decode is not None:
+            received = await self.recv()
+            if decode and isinstance(received, bytes):
+                return received.decode()
+            if not decode and isinstance(received, str):
+                return received.encode()
+            return received
+        if self._recv_waiter is not None or self._streaming:
             raise ConcurrencyError("another coroutine is already receiving from this connection")
         messages = self._read_flow.messages
         while not messages:
@@ -354,13 +376,98 @@ class Connection(asyncio.BufferedProtocol):
                 await waiter
             finally:
                 self._recv_waiter = None
-        message: Data = self._read_flow.take()
+        message: Data | Fragment = self._read_flow.take()
         if self._stalled and len(messages) <= self._read_flow.size:
             self._stalled = False
             self._process()
-        return message
+        if type(message) is Fragment:
+            return await self._join(message)
+        return message  # type: ignore[return-value]  # not a Fragment
 
     get_message = recv
+
+    async def _join(self, first: Fragment) -> Data:
+        """A message streamed for a recv_streaming() that was left before it
+        took anything: assemble it (its size is bounded as any message)."""
+        parts = [first.data]
+        last = first.last
+        while not last:
+            item = await self._next_item()
+            assert type(item) is Fragment
+            parts.append(item.data)
+            last = item.last
+        if isinstance(first.data, str):
+            return "".join(parts)  # type: ignore[arg-type]
+        return b"".join(parts)  # type: ignore[arg-type]
+
+    async def _next_item(self) -> Data | Fragment:
+        messages = self._read_flow.messages
+        while not messages:
+            if self._closed():
+                raise self._closed_exc()
+            waiter = self._recv_waiter = self.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
+        item: Data | Fragment = self._read_flow.take()
+        if self._stalled and len(messages) <= self._read_flow.size:
+            self._stalled = False
+            self._process()
+        return item
+
+    async def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[Data]:
+        """Iterate over the fragments of the next message as they arrive:
+        ``str`` pieces (whole characters) for text, ``bytes`` for binary,
+        ``decode`` as in :meth:`recv`. A message that arrived whole comes as
+        one piece.
+
+        The bounds hold as for :meth:`recv`: the message's total size is
+        checked against ``max_message_size`` while it arrives (a fragment
+        never exceeds it), its pieces count against ``max_fragments``, and
+        pieces wait in the same bounded queue. A second consumer, or a
+        ``recv()`` meanwhile, raises
+        :exc:`~websockets_lite.ConcurrencyError`. Cancelling it (or leaving
+        the loop) before any piece of the message has arrived is safe: the
+        message is then returned whole by the next ``recv()``. After that,
+        the rest of the message is dropped, and the connection stays usable.
+        """
+        if self._recv_waiter is not None or self._streaming:
+            raise ConcurrencyError("another coroutine is already receiving from this connection")
+        self._streaming = True  # keeps recv() out meanwhile
+        started = finished = False
+        try:
+            if not self._read_flow.messages:
+                self.protocol.stream_next = True
+                self._process()  # a message in progress now comes in pieces
+            while not finished:
+                item = await self._next_item()
+                started = True
+                if type(item) is Fragment:
+                    data, finished = item.data, item.last
+                else:
+                    data, finished = item, True  # type: ignore[assignment]
+                if decode is not None:
+                    if decode and isinstance(data, bytes):
+                        data = data.decode()
+                    elif not decode and isinstance(data, str):
+                        data = data.encode()
+                yield data
+        finally:
+            self._streaming = False
+            if started and not finished:
+                self._skip_stream()
+            elif not started:
+                self.protocol.stream_next = False
+
+    def _skip_stream(self) -> None:
+        # Left midway: drop the rest of the message, queued or to come.
+        self.protocol.skip_message()
+        messages = self._read_flow.messages
+        while messages and type(messages[0]) is Fragment:
+            last = self._read_flow.take().last
+            if last:
+                return
 
     def __aiter__(self) -> Connection:
         """Iterate over messages; stop quietly on a normal close (1000, 1001,
@@ -376,16 +483,24 @@ class Connection(asyncio.BufferedProtocol):
 
     # Sending.
 
-    async def send(self, message: DataLike | Fragments) -> None:
+    async def send(self, message: DataLike | Fragments, text: bool | None = None) -> None:
         """Send a message: ``str`` as text, bytes-like as binary, or an iterable
         or async iterable of fragments as one fragmented message.
 
-        Waits while the write buffer is above ``write_limit``, so a producer
-        cannot outrun the peer. Raises :exc:`~websockets_lite.ConnectionClosed`
-        once the connection is closing or closed, ``TypeError`` for anything
+        ``text=True`` sends bytes as a text message (they must be UTF-8: the
+        peer fails the connection otherwise) and ``text=False`` a ``str`` as
+        a binary message (encoded as UTF-8), as websockets does. Waits while
+        the write buffer is above ``write_limit``, so a producer cannot
+        outrun the peer. Raises :exc:`~websockets_lite.ConnectionClosed` once
+        the connection is closing or closed, ``TypeError`` for anything
         else, and closes the connection with 1011 if an iterable of fragments
         fails midway (the message cannot be completed).
         """
+        if text is not None:
+            if text and isinstance(message, (bytes, bytearray, memoryview)):
+                message = bytes(message).decode()  # sent as text: checked here, not by the peer
+            elif not text and isinstance(message, str):
+                message = message.encode()
         while self._fragmenting is not None:
             await asyncio.shield(self._fragmenting)
         protocol = self.protocol
@@ -504,6 +619,11 @@ class Connection(asyncio.BufferedProtocol):
         While messages wait unread (see ``message_queue_size``), the pong is
         found by reading ahead of them, up to 256 KiB; beyond that it waits
         until the application reads. Cancelling ``ping()`` is safe.
+
+        websockets' ``ping()`` returns a future instead, whose result is the
+        latency (``latency = await (await ws.ping())``); here the latency
+        comes in one ``await``. ``websockets_lite.compat`` keeps websockets'
+        form.
         """
         if self.protocol.state is not State.OPEN:
             await self._raise_closed()
@@ -524,6 +644,18 @@ class Connection(asyncio.BufferedProtocol):
             return await waiter
         finally:
             self._pings.pop(payload, None)
+
+    async def pong(self, data: str | bytes = b"") -> None:
+        """Send an unsolicited pong (RFC 6455 5.5.3 allows them): a
+        unidirectional heartbeat. ``data`` is at most 125 bytes."""
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        if len(payload) > 125:
+            raise ValueError("a pong carries at most 125 bytes")
+        if self.protocol.state is not State.OPEN:
+            await self._raise_closed()
+        self._write(self.protocol.send_pong(payload))
+        if self._write_flow.paused or self.transport.is_closing():
+            await self._drain()
 
     # Closing.
 
@@ -621,7 +753,16 @@ class Connection(asyncio.BufferedProtocol):
         exc = closed_exception(
             protocol.close_rcvd, protocol.close_sent, protocol.close_rcvd_then_sent, hint
         )
-        exc.__cause__ = self._lost_exc
+        error = protocol.peer_error
+        if error is not None:  # we closed because the peer broke a rule or a limit
+            cause: BaseException = (
+                PayloadTooBig(error.reason) if error.code == CloseCode.MESSAGE_TOO_BIG
+                else ProtocolError(error.reason)
+            )
+            cause.__cause__ = self._lost_exc
+            exc.__cause__ = cause
+        else:
+            exc.__cause__ = self._lost_exc
         return exc
 
     def _fail(self, code: int, reason: str) -> None:
@@ -674,8 +815,9 @@ class Connection(asyncio.BufferedProtocol):
             if event is None:
                 break
             cls = type(event)
-            if cls is str or cls is bytes:
-                self.messages_in += 1
+            if cls is str or cls is bytes or cls is Fragment:
+                if cls is not Fragment or event.last:  # type: ignore[union-attr]
+                    self.messages_in += 1
                 waiter = self._recv_waiter
                 if waiter is not None and not waiter.done():
                     waiter.set_result(None)

@@ -13,6 +13,7 @@ import logging
 import math
 import re
 import socket
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any
@@ -20,9 +21,10 @@ from typing import Any
 from .close import CloseCode, check_close
 from .connection import Connection
 from .exceptions import ConnectionClosed
-from .http import Request, Response
+from .http import Headers, Request, Response
 from .options import LOW_LEVEL, Options, check_strings
 from .protocol import Protocol, Side, State
+from .version import __version__
 
 __all__ = [
     "Handler",
@@ -56,6 +58,16 @@ SelectSubprotocol = Callable[["ServerProtocol", list[str]], "str | Response | No
 #: whole, or ``None`` for requests without one.
 Origin = str | re.Pattern[str] | None
 
+#: ``process_response(connection, request, response)``, sync or async: may
+#: change the 101 ``response`` in place, or return another
+#: :class:`~websockets_lite.Response` to send instead (a 101, or a refusal).
+ProcessResponse = Callable[
+    ["ServerProtocol", Request, Response], "Awaitable[Response | None] | Response | None"
+]
+
+#: The default ``Server`` header of handshake answers.
+SERVER = f"Python/{sys.version_info.major}.{sys.version_info.minor} websockets_lite/{__version__}"
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class HandshakePolicy:
@@ -66,6 +78,8 @@ class HandshakePolicy:
     select_subprotocol: SelectSubprotocol | None = None
     process_request: ProcessRequest | None = None
     origins: tuple[Origin, ...] | None = None
+    process_response: ProcessResponse | None = None
+    server_header: str | None = SERVER
 
     @classmethod
     def build(
@@ -74,6 +88,8 @@ class HandshakePolicy:
         select_subprotocol: SelectSubprotocol | None = None,
         process_request: ProcessRequest | None = None,
         origins: Sequence[Origin] | None = None,
+        process_response: ProcessResponse | None = None,
+        server_header: str | None = SERVER,
     ) -> HandshakePolicy:
         """Check the arguments as :func:`serve` takes them."""
         check_strings("subprotocols", subprotocols)
@@ -86,14 +102,20 @@ class HandshakePolicy:
                         f"origins must hold strings, patterns or None, not {type(origin).__name__}"
                     )
         for name, hook in (("select_subprotocol", select_subprotocol),
-                           ("process_request", process_request)):
+                           ("process_request", process_request),
+                           ("process_response", process_response)):
             if hook is not None and not callable(hook):
                 raise TypeError(f"{name} must be callable, not {type(hook).__name__}")
+        if server_header is not None and not isinstance(server_header, str):
+            kind = type(server_header).__name__
+            raise TypeError(f"server_header must be a str or None, not {kind}")
         return cls(
             tuple(subprotocols or ()),
             select_subprotocol,
             process_request,
             None if origins is None else tuple(origins),
+            process_response,
+            server_header,
         )
 
     def origin_allowed(self, origin: str | None) -> bool:
@@ -143,6 +165,8 @@ class ServerProtocol(Connection):
         select_subprotocol: SelectSubprotocol | None = None,
         process_request: ProcessRequest | None = None,
         origins: Sequence[Origin] | None = None,
+        process_response: ProcessResponse | None = None,
+        server_header: str | None = SERVER,
         compression: str | None = "deflate",
         max_message_size: float | None = 2**20,
         max_fragments: float | None = 4096,
@@ -174,7 +198,8 @@ class ServerProtocol(Connection):
             )
         if policy is None:
             policy = HandshakePolicy.build(
-                subprotocols, select_subprotocol, process_request, origins
+                subprotocols, select_subprotocol, process_request, origins, process_response,
+                server_header,
             )
         protocol = Protocol(
             Side.SERVER,
@@ -192,6 +217,11 @@ class ServerProtocol(Connection):
         self.server = server
         self._task: asyncio.Task[None] | None = None
         self._connect_timer: asyncio.TimerHandle | None = None
+
+    def respond(self, status: int, text: str) -> Response:
+        """An HTTP answer with a plain text body, for ``process_request`` to
+        return (as websockets' ``connection.respond()``)."""
+        return Response(status, body=text)
 
     @property
     def request(self) -> Request:
@@ -296,17 +326,55 @@ class ServerProtocol(Connection):
 
     def _answer(self, request: Request, response: Response | None, subprotocol: str | None) -> None:
         """Write the answer: a refusal, or the 101 (the connection's state
-        change then starts the handler, in :meth:`_opened`)."""
+        change then starts the handler, in :meth:`_opened`), after
+        ``process_response`` when there is one."""
+        policy = self.policy
         try:
             if response is None:
-                data = self.protocol.accept(subprotocol)
+                headers = () if policy.server_header is None else (
+                    ("Server", policy.server_header),
+                )
+                response = self.protocol.prepare_accept(subprotocol, headers)
+                if policy.process_response is not None:
+                    answer = policy.process_response(self, request, response)
+                    if inspect.isawaitable(answer):
+                        self._read_flow.pause_reading()
+                        self._start(self._answer_later(request, response, answer))
+                        return
+                    response = answer if answer is not None else response
+        except Exception:
+            self.logger.exception("opening handshake failed")
+            response = Response(500, body="Internal server error.\n")
+        self._send_answer(request, response)
+
+    async def _answer_later(
+        self, request: Request, response: Response, answer: Awaitable[Response | None]
+    ) -> None:
+        try:
+            response = await answer or response
+        except Exception:
+            self.logger.exception("opening handshake failed")
+            response = Response(500, body="Internal server error.\n")
+        if self.state is State.CONNECTING:  # else it dropped, or connect_timeout expired
+            self._send_answer(request, response)
+            self._process()
+
+    def _send_answer(self, request: Request, response: Response) -> None:
+        server_header = self.policy.server_header
+        try:
+            if response.status == 101:
+                data = self.protocol.send_accept(response)
             else:
+                if server_header is not None and "Server" not in response.headers:
+                    headers = Headers(response.headers)
+                    headers.add("Server", server_header)
+                    response = Response(response.status, headers, response.body, response.reason)
                 data = self.protocol.reject(response)
         except ValueError:  # headers that cannot be sent, a status out of range
             self.logger.exception("opening handshake failed: the answer cannot be sent")
             response = Response(500, body="Internal server error.\n")
             data = self.protocol.reject(response)
-        if response is not None and self.logger.isEnabledFor(logging.INFO):
+        if response.status != 101 and self.logger.isEnabledFor(logging.INFO):
             status = response.status
             self.logger.info("answered %s %s with HTTP %d", self.peer, request.path, status)
         self._write(data)
@@ -469,8 +537,25 @@ class Server:
         """Wait until the server is closed and every connection has ended."""
         await asyncio.shield(self._closed)
 
+    async def start_serving(self) -> None:
+        """Start accepting connections (for ``serve(..., start_serving=False)``)."""
+        assert self.server is not None
+        await self.server.start_serving()
+
+    def is_serving(self) -> bool:
+        """Whether the server accepts connections."""
+        return self.server is not None and self.server.is_serving()
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the server runs on."""
+        assert self.server is not None
+        return self.server.get_loop()
+
     async def serve_forever(self) -> None:
-        """Wait until the server is closed; cancelling it closes the server."""
+        """Accept connections (starting to, after ``start_serving=False``)
+        until the server is closed; cancelling it closes the server."""
+        if self.server is not None and not self.closing and not self.server.is_serving():
+            await self.server.start_serving()
         try:
             await asyncio.shield(self._closed)
         except asyncio.CancelledError:
@@ -503,6 +588,11 @@ class serve:
         async with serve(handler, "127.0.0.1", 8765) as server:
             await server.serve_forever()
 
+    ``process_response(connection, request, response)`` may change or
+    replace the 101 answer; ``server_header`` names the server in every
+    answer (``None`` omits it). ``start_serving=False`` (an argument of
+    ``loop.create_server``) opens the socket without accepting until
+    :meth:`Server.start_serving` or :meth:`Server.serve_forever`.
     ``connect_timeout`` bounds the time from TCP accept to the handler being
     called (slow or silent clients are dropped and the handler never runs);
     ``disconnect_timeout`` bounds the closing handshake after the handler
@@ -526,6 +616,8 @@ class serve:
         select_subprotocol: SelectSubprotocol | None = None,
         process_request: ProcessRequest | None = None,
         origins: Sequence[Origin] | None = None,
+        process_response: ProcessResponse | None = None,
+        server_header: str | None = SERVER,
         max_connections: int | None = None,
         compression: str | None = "deflate",
         message_queue_size: float | None = 1,
@@ -568,7 +660,8 @@ class serve:
             write_limit=write_limit,
         )
         self.policy = HandshakePolicy.build(
-            subprotocols, select_subprotocol, process_request, origins
+            subprotocols, select_subprotocol, process_request, origins, process_response,
+            server_header,
         )
         self.server: Server | None = None
 

@@ -35,7 +35,7 @@ from .deflate import Deflate
 from .frames import MAX_CLOSE_REASON, encode_frame, frame, mask
 from .handshake import MAX_BODY_SIZE, MAX_HANDSHAKE_SIZE, MAX_HEADERS
 from .machine import MAX_PONG_BYTES, Protocol
-from .state import Pong, Side, State
+from .state import Fragment, Pong, Side, State
 
 __all__ = [
     "MAX_BODY_SIZE",
@@ -44,6 +44,7 @@ __all__ = [
     "MAX_HEADERS",
     "MAX_PONG_BYTES",
     "Deflate",
+    "Fragment",
     "Pong",
     "Protocol",
     "Side",

@@ -17,7 +17,14 @@ from http import HTTPStatus
 import h11
 from wsproto.utilities import generate_accept_token, generate_nonce
 
-from ..exceptions import InvalidHandshake, InvalidStatus
+from ..exceptions import (
+    InvalidHeader,
+    InvalidMessage,
+    InvalidStatus,
+    InvalidUpgrade,
+    NegotiationError,
+    SecurityError,
+)
 from ..http import Headers, HeadersLike, Request, Response, serialize_head, split_head
 from .deflate import Deflate
 from .state import Side, State
@@ -46,9 +53,9 @@ def reason_phrase(status: int) -> str:
         return ""
 
 
-def _closed_during_handshake() -> InvalidHandshake:
+def _closed_during_handshake() -> InvalidMessage:
     # EOFError as the cause marks it as transient: reconnecting may succeed.
-    exc = InvalidHandshake("connection closed during the opening handshake")
+    exc = InvalidMessage("connection closed during the opening handshake")
     exc.__cause__ = EOFError()
     return exc
 
@@ -140,7 +147,7 @@ class Handshake:
         if isinstance(event, h11.InformationalResponse):
             if event.status_code == 101:
                 if _too_large(event):
-                    self._fail_handshake(InvalidHandshake("response headers too large"))
+                    self._fail_handshake(SecurityError("response headers too large"))
                 else:
                     trailing = self._h11.trailing_data[0]
                     self._accept_response(_headers(event), _reason(event), trailing)
@@ -161,23 +168,25 @@ class Handshake:
         self.response = Response(101, headers, reason=reason)
         try:
             if not _has_token(headers, "Upgrade", "websocket"):
-                raise InvalidHandshake("missing 'Upgrade: websocket' in the response")
+                raise InvalidUpgrade("Upgrade", headers.get("Upgrade"), "expected websocket")
             if not _has_token(headers, "Connection", "upgrade"):
-                raise InvalidHandshake("missing 'Connection: Upgrade' in the response")
+                raise InvalidUpgrade("Connection", headers.get("Connection"), "expected Upgrade")
             if headers.get("Sec-WebSocket-Accept") != generate_accept_token(self._nonce).decode():
-                raise InvalidHandshake("wrong Sec-WebSocket-Accept in the response")
+                raise InvalidHeader(
+                    "Sec-WebSocket-Accept", headers.get("Sec-WebSocket-Accept"), "wrong key"
+                )
             subprotocol = headers.get("Sec-WebSocket-Protocol")
             if subprotocol is not None and subprotocol not in self._offered:
-                raise InvalidHandshake(f"server chose a subprotocol not offered: {subprotocol}")
+                raise NegotiationError(f"server chose a subprotocol not offered: {subprotocol}")
             for name, params in _parse_extensions(headers):
                 if name != Deflate.name or self._offer is None or self.deflate is not None:
-                    raise InvalidHandshake(f"server accepted an extension not offered: {name}")
+                    raise NegotiationError(f"server accepted an extension not offered: {name}")
                 try:
                     self._offer.finalize(params)
                 except ValueError as exc:
-                    raise InvalidHandshake(f"invalid permessage-deflate response: {exc}") from None
+                    raise NegotiationError(f"invalid permessage-deflate response: {exc}") from None
                 self.deflate = self._offer
-        except InvalidHandshake as exc:
+        except (InvalidHeader, NegotiationError) as exc:
             self._fail_handshake(exc)
             return
         self.subprotocol = subprotocol
@@ -197,7 +206,7 @@ class Handshake:
             if _too_large(event):
                 # h11 bounds only heads that are still incomplete.
                 self._fail_handshake(
-                    InvalidHandshake("request headers too large"),
+                    SecurityError("request headers too large"),
                     Response(431, body="Request headers too large.\n"),
                 )
                 return None
@@ -212,6 +221,13 @@ class Handshake:
 
     def accept(self, subprotocol: str | None = None, headers: HeadersLike | None = None) -> bytes:
         """Accept the opening handshake; return the 101 response to write."""
+        return self.send_accept(self.prepare_accept(subprotocol, headers))
+
+    def prepare_accept(
+        self, subprotocol: str | None = None, headers: HeadersLike | None = None
+    ) -> Response:
+        """Build the 101 response (negotiating permessage-deflate), to be
+        changed or replaced before :meth:`send_accept` (or :meth:`reject`)."""
         assert self._h11 is not None and self.request is not None
         assert self.upgrade_error is None, "cannot accept an invalid upgrade request"
         key = self.request.headers["Sec-WebSocket-Key"].encode("latin-1")
@@ -236,9 +252,21 @@ class Handshake:
                     break
         for name, value in Headers(headers).raw_items():
             response_headers.add(name, value)
-        data = serialize_head("HTTP/1.1 101 Switching Protocols", response_headers.raw_items())
-        self.response = Response(101, response_headers, reason="Switching Protocols")
-        self.subprotocol = subprotocol
+        return Response(101, response_headers, reason="Switching Protocols")
+
+    def send_accept(self, response: Response) -> bytes:
+        """Write the 101 ``response`` and open the connection; what it says of
+        the subprotocol and of permessage-deflate is what applies."""
+        assert self._h11 is not None and response.status == 101
+        headers = response.headers
+        if self.deflate is not None and not any(
+            name == Deflate.name for name, _ in _parse_extensions(headers)
+        ):
+            self.deflate = None  # removed from the response: not in use
+        reason = response.reason or "Switching Protocols"
+        data = serialize_head(f"HTTP/1.1 101 {reason}", headers.raw_items())
+        self.response = Response(101, headers, reason=reason)
+        self.subprotocol = headers.get("Sec-WebSocket-Protocol")
         self._open(self._trailing())
         return data
 
@@ -356,7 +384,7 @@ class Handshake:
                 if self._h11.their_state is h11.ERROR and self._h11_eof:
                     error = _closed_during_handshake()
                 else:
-                    error = InvalidHandshake(f"invalid HTTP: {exc}")
+                    error = InvalidMessage(f"invalid HTTP: {exc}")
                 status = exc.error_status_hint
                 # The details (h11's words) go to the log through the error;
                 # the client gets a plain sentence.

@@ -28,7 +28,7 @@ from .frames import (
     walk_frames,
 )
 from .handshake import MAX_HANDSHAKE_SIZE, Handshake, _closed_during_handshake
-from .state import Pong, Side, State
+from .state import Fragment, Pong, Side, State
 
 __all__ = ["MAX_PONG_BYTES", "Protocol"]
 
@@ -59,6 +59,9 @@ class Protocol(Handshake):
         "_pong_bytes",
         "_pongs_ahead",
         "_proto",
+        "_skip",
+        "_streamed",
+        "_streaming",
         "_unparsed",
         "_walker",
         "close_rcvd",
@@ -70,6 +73,7 @@ class Protocol(Handshake):
         "opened",
         "peer_error",
         "pong",
+        "stream_next",
     )
 
     def __init__(
@@ -145,6 +149,12 @@ class Protocol(Handshake):
         self._walker: FrameDecoder | None = None
         # Pings answered by the look-ahead that the parser has not reached.
         self._pongs_ahead = 0
+        #: Set by the connection: emit the next message as Fragment events
+        #: as its data arrives, instead of assembling it.
+        self.stream_next = False
+        self._streaming = False  # the message being received is streamed
+        self._streamed = 0  # its size so far
+        self._skip = False  # the rest of it is dropped: nobody reads the stream
 
     def _open(self, trailing: bytes) -> None:
         extensions: list[Extension] = [self.deflate] if self.deflate else []
@@ -213,7 +223,7 @@ class Protocol(Handshake):
         self._parser = None
         self._partial = None
 
-    def next_event(self) -> str | bytes | Pong | Request | None:
+    def next_event(self) -> str | bytes | Fragment | Pong | Request | None:
         """Return the next event, or ``None`` when more bytes are needed."""
         if self._h11 is not None:
             request = self._next_handshake_event()
@@ -239,13 +249,13 @@ class Protocol(Handshake):
             for frame_ in frames:
                 opcode = frame_.opcode
                 if opcode is _TEXT or opcode is _BINARY:
-                    message = self._assemble(frame_)
-                    if message is not None:
+                    item = self._assemble(frame_)
+                    if item is not None:
                         if not self._unparsed:
                             # Nothing left to parse: resuming the parser would
                             # only find that out, at the cost of a parse attempt.
                             self._parser = None
-                        return message
+                        return item
                 elif opcode is _PING:
                     self._on_ping(frame_.payload)  # type: ignore[arg-type]
                 elif opcode is _PONG:
@@ -262,10 +272,19 @@ class Protocol(Handshake):
         self._parser = None
         return None
 
-    def _assemble(self, event: Frame) -> str | bytes | None:
+    def _assemble(self, event: Frame) -> str | bytes | Fragment | None:
         if self._discard_data:
             return None
+        if self._skip:
+            if event.message_finished:
+                self._skip = False
+                self._frames = 0
+            return None
         data: str | bytes = event.payload  # type: ignore[assignment]  # str or bytes here
+        if self._streaming or (
+            self.stream_next and not (event.message_finished and self._partial is None)
+        ):
+            return self._stream(event, data)
         if event.message_finished and self._partial is None:
             # The whole message arrived in one piece: the common, fast case.
             if isinstance(data, bytes) or data.isascii():
@@ -297,9 +316,48 @@ class Protocol(Handshake):
         self._frames = 0
         return message
 
+    def _stream(self, event: Frame, data: str | bytes) -> Fragment | None:
+        """The next piece of a streamed message, within the same limits."""
+        size = len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode())
+        if not self._streaming:
+            self._streaming = True
+            self.stream_next = False
+            pending, self._partial = self._partial, None
+            if pending:  # what arrived before the application asked for a stream
+                size += len(pending)
+                if isinstance(data, str):
+                    data = pending.decode() + data
+                else:
+                    data = bytes(pending) + data
+            self._streamed = 0
+        self._streamed += size
+        if self._streamed > self.max_message_size:
+            self._refuse_message(f"message over {self.max_message_size} bytes")
+            return None
+        if event.frame_finished:
+            self._frames += 1
+            if self._frames > self.max_fragments:
+                self._refuse_message(f"message in over {self.max_fragments} fragments")
+                return None
+        last = event.message_finished
+        if last:
+            self._streaming = False
+            self._frames = 0
+        elif not data:
+            return None
+        return Fragment(data, last)
+
+    def skip_message(self) -> None:
+        """The application stopped reading a streamed message: drop its rest."""
+        if self._streaming:
+            self._streaming = False
+            self._skip = True
+        self.stream_next = False
+
     def _refuse_message(self, reason: str) -> None:
         # 1009: drop the partial message and any later data, but keep parsing
         # so that the peer's close reply is seen: a clean closing handshake.
+        self._streaming = False
         self._partial = None
         self._discard_data = True
         if self.state is State.OPEN:
@@ -375,6 +433,9 @@ class Protocol(Handshake):
 
     def send_ping(self, payload: bytes) -> bytes:
         return frame(0x89, payload, self._masked)
+
+    def send_pong(self, payload: bytes) -> bytes:
+        return frame(0x8A, payload, self._masked)
 
     def send_close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> bytes:
         """Return the close frame to write and move to ``CLOSING``.

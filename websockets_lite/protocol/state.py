@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-__all__ = ["Pong", "Side", "State"]
+__all__ = ["Fragment", "Pong", "Side", "State"]
 
 
 class Side(enum.Enum):
@@ -28,3 +28,13 @@ class Pong:
     """A pong frame received from the peer."""
 
     payload: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Fragment:
+    """A piece of a message being streamed (see ``Protocol.stream_next``):
+    text as ``str`` (whole characters), binary as ``bytes``; ``last`` ends
+    the message."""
+
+    data: str | bytes
+    last: bool
