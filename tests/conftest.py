@@ -14,6 +14,12 @@ from websockets_lite import Server, ServerProtocol, serve
 
 Handler = Callable[[ServerProtocol], Awaitable[None]]
 
+# connect() follows the environment's proxies by default: the tests talk to
+# 127.0.0.1 directly, whatever the machine that runs them is configured with.
+for _name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+    os.environ.pop(_name, None)
+    os.environ.pop(_name.upper(), None)
+
 
 class Running:
     """A server started by the ``start_server`` fixture."""

@@ -29,6 +29,7 @@ from .exceptions import (
 from .http import Headers, HeadersLike
 from .options import LOW_LEVEL, Options, check_strings
 from .protocol import Protocol, Side, State
+from .proxy import ProxyURI, http_tunnel, parse_proxy, proxy_for, socks_socket
 
 __all__ = [
     "USER_AGENT",
@@ -297,6 +298,16 @@ class connect:
     :func:`retryable` accepts, waiting as ``backoff`` says, and raises the
     others. ``host`` and ``port`` override where the TCP connection goes;
     other keyword arguments go to ``loop.create_connection``.
+
+    ``proxy=True`` (the default) connects through the proxy that the
+    environment names for the destination (``https_proxy``, ``http_proxy``,
+    ``all_proxy``, minus ``no_proxy``), if any; ``proxy="http://..."``,
+    ``"https://..."``, ``"socks5h://..."`` (``socks5``, ``socks4a``,
+    ``socks4``) names one; ``None`` (or ``False``) connects directly.
+    HTTP proxies are reached with CONNECT (credentials in the proxy URL
+    become Basic authentication; ``proxy_ssl`` is the TLS context for an
+    ``https://`` proxy); SOCKS needs the ``socks`` extra (python-socks).
+    ``connect_timeout`` covers the proxy too.
     """
 
     def __init__(
@@ -310,6 +321,8 @@ class connect:
         ssl: ssl_module.SSLContext | None = None,
         server_hostname: str | None = None,
         sock: socket.socket | None = None,
+        proxy: str | bool | None = True,
+        proxy_ssl: ssl_module.SSLContext | None = None,
         compression: str | None = "deflate",
         message_queue_size: float | None = 1,
         max_message_size: float | None = 2**20,
@@ -324,6 +337,12 @@ class connect:
         **kwargs: Any,
     ) -> None:
         parse_uri(uri)  # InvalidURI now rather than when awaited
+        if isinstance(proxy, str):
+            parse_proxy(proxy)  # InvalidProxy now too
+        elif proxy is not None and not isinstance(proxy, bool):
+            raise TypeError(f"proxy must be a URL, True or None, not {type(proxy).__name__}")
+        self.proxy = proxy
+        self.proxy_ssl = proxy_ssl
         _check_handshake_arguments(subprotocols, origin, user_agent_header)
         if not callable(getattr(backoff, "delays", None)):
             raise TypeError(f"backoff must be a Backoff, not {type(backoff).__name__}")
@@ -411,9 +430,12 @@ class connect:
         def factory() -> ClientProtocol:
             return connection
 
+        proxy = self._proxy(wsuri)
         try:
             if self.path is not None:
                 await loop.create_unix_connection(factory, self.path, **kwargs)
+            elif proxy is not None:
+                await self._through(proxy, wsuri, connection, kwargs)
             elif self.sock is not None:
                 if wsuri.secure and self.server_hostname is None:
                     kwargs["server_hostname"] = wsuri.host
@@ -427,6 +449,48 @@ class connect:
             connection.abort()
             raise
         return connection
+
+    def _proxy(self, wsuri: WebSocketURI) -> ProxyURI | None:
+        if self.path is not None or self.sock is not None or not self.proxy:
+            return None
+        if self.proxy is True:
+            url = proxy_for(wsuri.host, wsuri.port, wsuri.secure)
+            return None if url is None else parse_proxy(url)
+        assert isinstance(self.proxy, str)
+        return parse_proxy(self.proxy)
+
+    async def _through(
+        self,
+        proxy: ProxyURI,
+        wsuri: WebSocketURI,
+        connection: ClientProtocol,
+        kwargs: dict[str, Any],
+    ) -> None:
+        """Open the tunnel, then TLS (for wss://) and the connection in it."""
+        loop = asyncio.get_running_loop()
+        host = kwargs.pop("host", wsuri.host)
+        port = kwargs.pop("port", wsuri.port)
+        if proxy.is_socks:
+            sock = await socks_socket(proxy, host, port)
+            await loop.create_connection(lambda: connection, sock=sock, **kwargs)
+            return
+        transport = await http_tunnel(
+            proxy, host, port, user_agent=self.user_agent_header, ssl=self.proxy_ssl
+        )
+        try:
+            if "ssl" in kwargs:
+                started = await loop.start_tls(
+                    transport, connection, kwargs["ssl"],
+                    server_hostname=kwargs.get("server_hostname"),
+                )
+                assert started is not None
+                transport = started
+            else:
+                transport.set_protocol(connection)
+        except BaseException:
+            transport.abort()
+            raise
+        connection.connection_made(transport)
 
     def __await__(self) -> Generator[Any, None, ClientProtocol]:
         return self._connect().__await__()
