@@ -13,7 +13,7 @@ import socket
 import ssl as ssl_module
 import sys
 import urllib.parse
-from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -38,6 +38,7 @@ __all__ = [
     "WebSocketURI",
     "connect",
     "parse_uri",
+    "process_exception",
     "retryable",
     "unix_connect",
 ]
@@ -251,6 +252,14 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, (OSError, TimeoutError))
 
 
+def process_exception(exc: Exception) -> Exception | None:
+    """The default reconnection policy of ``async for ws in connect(...)``:
+    ``None`` (retry) for what :func:`retryable` accepts, else the exception
+    to raise. A function of this shape can be given as ``process_exception``
+    (websockets' hook, same contract)."""
+    return None if retryable(exc) else exc
+
+
 def _redirect(uri: WebSocketURI, location: str) -> WebSocketURI:
     current = f"{'wss' if uri.secure else 'ws'}://{uri.host_header}{uri.path}"
     target = urllib.parse.urljoin(current, location)
@@ -296,8 +305,11 @@ class connect:
     up to 10 times, never from wss:// to ws://, and credentials are dropped
     when the origin changes. Iterating reconnects after the errors that
     :func:`retryable` accepts, waiting as ``backoff`` says, and raises the
-    others. ``host`` and ``port`` override where the TCP connection goes;
-    other keyword arguments go to ``loop.create_connection``.
+    others; ``process_exception(exc)`` changes that policy (return ``None``
+    to retry, or the exception to raise). ``create_connection`` is the class
+    of the connection (a subclass of :class:`ClientProtocol`). ``host`` and
+    ``port`` override where the TCP connection goes; other keyword arguments
+    go to ``loop.create_connection``.
 
     ``proxy=True`` (the default) connects through the proxy that the
     environment names for the destination (``https_proxy``, ``http_proxy``,
@@ -333,6 +345,8 @@ class connect:
         ping_timeout: float | None = 20,
         write_limit: float | None = 2**16,
         backoff: Backoff = Backoff(),  # frozen: safe to share
+        process_exception: Callable[[Exception], Exception | None] = process_exception,
+        create_connection: type[ClientProtocol] | None = None,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -346,6 +360,14 @@ class connect:
         _check_handshake_arguments(subprotocols, origin, user_agent_header)
         if not callable(getattr(backoff, "delays", None)):
             raise TypeError(f"backoff must be a Backoff, not {type(backoff).__name__}")
+        if not callable(process_exception):
+            raise TypeError("process_exception must be callable")
+        if create_connection is not None and not (
+            isinstance(create_connection, type) and issubclass(create_connection, ClientProtocol)
+        ):
+            raise TypeError("create_connection must be a subclass of ClientProtocol")
+        self.process_exception = process_exception
+        self.create_connection = create_connection or ClientProtocol
         self.uri = uri
         self.ssl = ssl
         self.server_hostname = server_hostname
@@ -417,7 +439,7 @@ class connect:
             headers = Headers(headers)
             headers["Authorization"] = "Basic " + token.decode()
         # Built before the socket: a header that cannot be sent raises here.
-        connection = ClientProtocol(
+        connection = self.create_connection(
             wsuri,
             subprotocols=self.subprotocols,
             additional_headers=headers,
@@ -516,8 +538,11 @@ class connect:
             try:
                 connection = await self._connect()
             except Exception as exc:
-                if not retryable(exc):
+                error = self.process_exception(exc)
+                if error is exc:
                     raise
+                if error is not None:
+                    raise error from exc
                 delay = next(delays)
                 self.logger.info(
                     "connect to %s failed: %s; retrying in %.1f s", self.uri, exc, delay

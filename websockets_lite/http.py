@@ -137,6 +137,16 @@ class Response:
         self.body = body
         self.reason = reason
 
+    @property
+    def status_code(self) -> int:
+        """``status``, by websockets' name."""
+        return self.status
+
+    @property
+    def reason_phrase(self) -> str:
+        """``reason``, by websockets' name."""
+        return self.reason
+
 
 def serialize_head(start: str, headers: Iterable[tuple[str, str]]) -> bytes:
     """Return an HTTP/1.1 head: ``start`` (request or status line), headers,

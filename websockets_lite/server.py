@@ -434,8 +434,11 @@ class Server:
         policy: HandshakePolicy,
         max_connections: int | None,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None,
+        create_connection: type[ServerProtocol] | None = None,
     ) -> None:
         self.handler = handler
+        #: The class of the connections (a subclass of ServerProtocol).
+        self.create_connection = create_connection or ServerProtocol
         #: The limits, timeouts and keepalive of every connection.
         self.options = options
         #: How opening handshakes are answered.
@@ -457,7 +460,7 @@ class Server:
         return self.options.disconnect_timeout
 
     def _factory(self) -> ServerProtocol:
-        return ServerProtocol(
+        return self.create_connection(
             self.handler, server=self, options=self.options, policy=self.policy,
             logger=self.logger,
         )
@@ -628,9 +631,15 @@ class serve:
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
         write_limit: float | None = 2**16,
+        create_connection: type[ServerProtocol] | None = None,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        if create_connection is not None and not (
+            isinstance(create_connection, type) and issubclass(create_connection, ServerProtocol)
+        ):
+            raise TypeError("create_connection must be a subclass of ServerProtocol")
+        self.create_connection = create_connection
         if not callable(handler):
             raise TypeError(f"handler must be an async callable, not {type(handler).__name__}")
         if max_connections is not None and (
@@ -666,7 +675,10 @@ class serve:
         self.server: Server | None = None
 
     async def _create(self) -> Server:
-        server = Server(self.handler, self.options, self.policy, self.max_connections, self.logger)
+        server = Server(
+            self.handler, self.options, self.policy, self.max_connections, self.logger,
+            self.create_connection,
+        )
         loop = asyncio.get_running_loop()
         if self.path is not None:
             server.server = await loop.create_unix_server(
