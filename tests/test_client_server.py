@@ -241,7 +241,7 @@ class TestHandler:
         def logged(prefix):
             return [r.message for r in caplog.records if r.message.startswith(prefix)]
 
-        with caplog.at_level(logging.INFO, logger="websockets_lite"):
+        with caplog.at_level(logging.DEBUG, logger="websockets_lite"):  # normal closes: DEBUG
             async with connect(server.uri + "/fail") as ws:
                 with pytest.raises(ConnectionClosedError) as info:
                     await ws.recv()

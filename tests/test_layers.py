@@ -17,12 +17,12 @@ LAYERS = {
     "typing": 0, "close": 0, "http": 0, "options": 0, "version": 0,
     "exceptions": 1,
     "protocol": 2, "flow": 2,
-    "connection": 3,
+    "connection": 3, "proxy": 3,
     "client": 4, "server": 4,
-    "patterns": 5, "asgi": 5,
+    "patterns": 5, "asgi": 5, "router": 5,
     "pubsub": 6, "uvicorn": 6,
-    "chat": 7,
-    "__main__": 8,
+    "metrics": 7, "chat": 8,
+    "__main__": 9,
 }
 
 

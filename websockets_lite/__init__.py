@@ -15,7 +15,7 @@ from .client import (
     retryable,
     unix_connect,
 )
-from .close import OK_CLOSE_CODES, Close, CloseCode
+from .close import OK_CLOSE_CODES, Close, CloseCause, CloseCode
 from .connection import Connection, Stats
 from .exceptions import (
     ConcurrencyError,
@@ -54,7 +54,7 @@ from .patterns import (
 )
 from .protocol import State
 from .pubsub import BackendError, Hub, MemoryBackend, Position, Subscription, SubscriptionLost
-from .server import Server, ServerProtocol, basic_auth, serve, unix_serve
+from .server import Server, ServerProtocol, ServerStats, basic_auth, serve, unix_serve
 from .typing import BytesLike, Data, DataLike, Fragments
 from .version import __version__
 
@@ -71,6 +71,7 @@ __all__ = [
     "BytesLike",
     "ClientProtocol",
     "Close",
+    "CloseCause",
     "CloseCode",
     "ConcurrencyError",
     "ConnectTimeout",
@@ -105,6 +106,7 @@ __all__ = [
     "Response",
     "Server",
     "ServerProtocol",
+    "ServerStats",
     "State",
     "Stats",
     "Subscription",

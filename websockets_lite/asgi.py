@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from .close import Close, CloseCode, check_close
+from .close import Close, CloseCause, CloseCode, check_close
 from .connection import Stats, default_logger
 from .exceptions import (
     ConcurrencyError,
@@ -112,6 +112,7 @@ class ASGIConnection:
         self._writer: asyncio.Task[None] | None = None
         self._drained: list[asyncio.Future[None]] = []
         self._state = State.OPEN
+        self._cause: CloseCause | None = None
         self._rcvd: Close | None = None
         self._sent: Close | None = None
         self._rcvd_then_sent: bool | None = None
@@ -148,6 +149,22 @@ class ASGIConnection:
     def close_reason(self) -> str | None:
         """The close reason once the client has left."""
         return self._exception().reason if self._state is State.CLOSED else None
+
+    @property
+    def close_cause(self) -> CloseCause | None:
+        """Why the connection ended, once it has: what ASGI can tell."""
+        if self._state is not State.CLOSED:
+            return None
+        if self._cause is not None:
+            return self._cause
+        rcvd = self._rcvd
+        if rcvd is None:
+            return CloseCause.LOST
+        if rcvd.code in (CloseCode.NORMAL_CLOSURE, CloseCode.NO_STATUS_RCVD):
+            return CloseCause.PEER_NORMAL
+        if rcvd.code == CloseCode.GOING_AWAY:
+            return CloseCause.PEER_GOING_AWAY
+        return CloseCause.PEER_ERROR
 
     @property
     def stats(self) -> Stats:
@@ -263,7 +280,9 @@ class ASGIConnection:
         self._closed.set()
 
     def _exception(self) -> ConnectionClosed:
-        return closed_exception(self._rcvd, self._sent, self._rcvd_then_sent)
+        exc = closed_exception(self._rcvd, self._sent, self._rcvd_then_sent)
+        exc.cause = self.close_cause
+        return exc
 
     # Sending.
 
@@ -348,12 +367,19 @@ class ASGIConnection:
         except TimeoutError:
             self._end()
 
-    def close_nowait(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+    def close_nowait(
+        self,
+        code: int = CloseCode.NORMAL_CLOSURE,
+        reason: str = "",
+        *,
+        cause: CloseCause = CloseCause.APPLICATION,
+    ) -> None:
         """Start closing without waiting (what ``broadcast(on_slow="close")`` uses)."""
         check_close(code, reason)
         if self._state is not State.OPEN:
             return
         self._state = State.CLOSING
+        self._cause = cause
         self._sent = Close(code, reason)
         self._outbox.append(("close", (code, reason), 0))
         if self._writer is None:

@@ -41,7 +41,7 @@ from .exceptions import ConnectionClosed
 from .http import Request, Response
 from .patterns import consume
 from .pubsub import BackendError, Hub, Position, SubscriptionLost
-from .server import Handler, ServerProtocol, serve
+from .server import Handler, ProcessRequest, ServerProtocol, serve
 from .typing import Data
 
 __all__ = ["PAGE", "main", "make_handler", "make_hub", "process_request", "run_workers"]
@@ -241,7 +241,23 @@ def process_request(ws: ServerProtocol, request: Request) -> Response | None:
         return Response(200, headers, PAGE)
     if path == "/healthz":
         return Response(200, body="OK\n")
+    if path == "/metrics":  # served by Metrics when prometheus_client is there
+        return Response(501, body="Metrics need prometheus_client: "
+                                  "pip install websockets_lite[metrics]\n")
     return Response(404, body="Not found.\n")
+
+
+def metrics_for(hub: Hub) -> ProcessRequest:
+    """The page's process_request, with Prometheus metrics at /metrics when
+    prometheus_client is installed."""
+    try:
+        from .metrics import Metrics
+    except ImportError:  # pragma: no cover  (the module itself needs nothing)
+        return process_request
+    try:
+        return Metrics(hub=hub, fallback=process_request).process_request
+    except ImportError:
+        return process_request
 
 
 def with_position(topic: str, position: Position, message: Data) -> Data:
@@ -371,7 +387,7 @@ async def run(host: str, port: int, redis_url: str | None, worker: bool) -> int:
                 make_handler(hub),
                 host,
                 port,
-                process_request=process_request,
+                process_request=metrics_for(hub),
                 max_message_size=MAX_MESSAGE,
                 reuse_port=worker or None,
             )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-__all__ = ["MAX_CLOSE_REASON", "OK_CLOSE_CODES", "Close", "CloseCode", "check_close"]
+__all__ = [
+    "MAX_CLOSE_REASON", "OK_CLOSE_CODES", "Close", "CloseCause", "CloseCode", "check_close",
+]
 
 #: Longest close reason that fits in a close frame (125 - 2 bytes of code).
 MAX_CLOSE_REASON = 123
@@ -93,3 +95,45 @@ def check_close(code: int, reason: str) -> None:
         raise ValueError(f"invalid close code: {code}")
     if len(reason.encode()) > MAX_CLOSE_REASON:
         raise ValueError(f"close reason over {MAX_CLOSE_REASON} bytes")
+
+
+class CloseCause(enum.Enum):
+    """Why a connection ended: :attr:`Connection.close_cause
+    <websockets_lite.Connection.close_cause>` and ``ConnectionClosed.cause``.
+
+    The value is a short name, usable as a metric label. Each says whose
+    doing it was, so that "you were slow" and "the peer vanished" never look
+    alike.
+    """
+
+    #: The peer closed with 1000 (or no code).
+    PEER_NORMAL = "peer_normal"
+    #: The peer closed with 1001: it is going away (page closed, server restart).
+    PEER_GOING_AWAY = "peer_going_away"
+    #: The peer closed with an error code.
+    PEER_ERROR = "peer_error"
+    #: The peer's keepalive gave up on us while our reading was paused because
+    #: the application did not consume messages: our slowness, not the network.
+    PEER_TIMEOUT_WHILE_PAUSED = "peer_timeout_while_paused"
+    #: The application closed the connection (``close()``, handler returned or failed).
+    APPLICATION = "application"
+    #: The server shut down.
+    SHUTDOWN = "shutdown"
+    #: Our keepalive ping went unanswered: the peer or the network is gone.
+    KEEPALIVE_TIMEOUT = "keepalive_timeout"
+    #: Our keepalive ping went unanswered while our writes were stalled: the
+    #: peer stopped reading.
+    WRITE_STALLED = "write_stalled"
+    #: The peer sent a message over ``max_message_size`` (1009).
+    MESSAGE_TOO_BIG = "message_too_big"
+    #: The peer broke the protocol (1002, 1003...).
+    PROTOCOL_ERROR = "protocol_error"
+    #: The peer sent text that is not UTF-8 (1007).
+    INVALID_UTF8 = "invalid_utf8"
+    #: The TCP connection ended (EOF or reset) without a closing handshake.
+    LOST = "lost"
+    #: The opening handshake took longer than ``connect_timeout``.
+    HANDSHAKE_TIMEOUT = "handshake_timeout"
+    #: Closed with 1013 for being too slow: ``broadcast(on_slow="close")``, or
+    #: a Hub subscriber whose missed messages left the history.
+    TOO_SLOW = "too_slow"

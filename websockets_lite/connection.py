@@ -34,7 +34,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, cast
 
-from .close import CloseCode
+from .close import CloseCause, CloseCode
 from .exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -54,6 +54,11 @@ __all__ = ["Connection", "Stats"]
 default_logger = logging.getLogger("websockets_lite")
 # Enum members looked up once: State.OPEN costs a metaclass lookup per use.
 _OPEN, _CLOSED = State.OPEN, State.CLOSED
+# The close codes we send when the peer breaks a rule, and what they mean.
+_PEER_ERRORS: dict[int, CloseCause] = {
+    CloseCode.MESSAGE_TOO_BIG: CloseCause.MESSAGE_TOO_BIG,
+    CloseCode.INVALID_DATA: CloseCause.INVALID_UTF8,
+}
 
 
 class _ReadBuffer(threading.local):
@@ -127,6 +132,8 @@ class Stats:
     read_paused_seconds: float
     #: Broadcasts that skipped this connection because its buffer was full.
     broadcasts_skipped: int
+    #: Broadcasts that this connection took.
+    broadcasts_sent: int = 0
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -147,6 +154,7 @@ class Connection(asyncio.BufferedProtocol):
         "__dict__",
         "__weakref__",  # weak registries (weakref.WeakSet) of connections work
         "_blind",
+        "_cause",
         "_closed_waiters",
         "_cork",
         "_cork_size",
@@ -166,6 +174,7 @@ class Connection(asyncio.BufferedProtocol):
         "_streaming",
         "_transport_paused",
         "_write_flow",
+        "broadcasts_sent",
         "broadcasts_skipped",
         "bytes_in",
         "bytes_out",
@@ -201,7 +210,7 @@ class Connection(asyncio.BufferedProtocol):
         #: Round-trip time of the latest ping answered, in seconds.
         self.latency = 0.0
         self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
-        self.broadcasts_skipped = 0
+        self.broadcasts_skipped = self.broadcasts_sent = 0
         self._id: uuid.UUID | None = None
         self._read_flow = ReadFlow(options.message_queue_size, self._on_stall, self._on_unstall,
                                    time.perf_counter)
@@ -213,6 +222,7 @@ class Connection(asyncio.BufferedProtocol):
         # can see no further (it stopped reading).
         self._scanned = 0
         self._blind = False
+        self._cause: CloseCause | None = None
         self._transport_paused = False
         self._seen_state = protocol.state
         self._recv_waiter: asyncio.Future[None] | None = None
@@ -296,6 +306,32 @@ class Connection(asyncio.BufferedProtocol):
         """The close reason once the closing handshake is over."""
         return self._closed_exc().reason if self._closed() else None
 
+    @property
+    def close_cause(self) -> CloseCause | None:
+        """Why the connection ended (a :class:`~websockets_lite.CloseCause`),
+        once it has; ``None`` before."""
+        if not self._closed():
+            return None
+        if self._cause is not None:
+            return self._cause
+        protocol = self.protocol
+        error = protocol.peer_error
+        if error is not None:  # we failed the connection: the peer broke a rule
+            return _PEER_ERRORS.get(error.code, CloseCause.PROTOCOL_ERROR)
+        rcvd = protocol.close_rcvd
+        if rcvd is not None and protocol.close_rcvd_then_sent is not False:
+            code = rcvd.code
+            if code == CloseCode.NORMAL_CLOSURE or code == CloseCode.NO_STATUS_RCVD:
+                return CloseCause.PEER_NORMAL
+            if code == CloseCode.GOING_AWAY:
+                return CloseCause.PEER_GOING_AWAY
+            if code == CloseCode.INTERNAL_ERROR and self._read_flow.paused_seconds() >= 1.0:
+                return CloseCause.PEER_TIMEOUT_WHILE_PAUSED
+            return CloseCause.PEER_ERROR
+        if protocol.close_sent is not None:
+            return CloseCause.APPLICATION
+        return CloseCause.LOST
+
     def _closed(self) -> bool:
         # Both close frames are known for good (or the connection failed),
         # even if the TCP connection is still being torn down.
@@ -310,19 +346,30 @@ class Connection(asyncio.BufferedProtocol):
             bytes_in=self.bytes_in,
             bytes_out=self.bytes_out,
             queued_messages=len(self._read_flow.messages),
-            read_buffer_size=sum(
-                len(m) if isinstance(m, bytes) or m.isascii() else len(m.encode())
-                for m in self._read_flow.messages
-            ) + self.protocol.buffered_bytes(),
-            write_buffer_size=(
-                self.transport.get_write_buffer_size() + self._cork_size
-                if self.transport and not self._lost
-                else 0
-            ),
+            read_buffer_size=self._read_held(),
+            write_buffer_size=self._write_held(),
             read_paused=self._stalled,
             read_paused_seconds=self._read_flow.paused_seconds(),
             broadcasts_skipped=self.broadcasts_skipped,
+            broadcasts_sent=self.broadcasts_sent,
         )
+
+    def _read_held(self) -> int:
+        """Bytes held for reading: queued messages and what is not parsed yet."""
+        held = self.protocol.buffered_bytes()
+        for message in self._read_flow.messages:
+            if type(message) is Fragment:
+                message = message.data
+            held += len(message) if isinstance(message, bytes) or message.isascii() else len(
+                message.encode()
+            )
+        return held
+
+    def _write_held(self) -> int:
+        """Bytes waiting to be written."""
+        if self.transport is None or self._lost:
+            return 0
+        return self.transport.get_write_buffer_size() + self._cork_size
 
     # Context manager.
 
@@ -558,6 +605,7 @@ class Connection(asyncio.BufferedProtocol):
             else:
                 frame = self.protocol.send_binary(message)
         self.messages_out += 1
+        self.broadcasts_sent += 1
         self._cork_size += len(frame)
         if self._cork is None:
             self._cork = [frame]
@@ -675,13 +723,23 @@ class Connection(asyncio.BufferedProtocol):
             self.abort()
             raise
 
-    def close_nowait(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+    def close_nowait(
+        self,
+        code: int = CloseCode.NORMAL_CLOSURE,
+        reason: str = "",
+        *,
+        cause: CloseCause = CloseCause.APPLICATION,
+    ) -> None:
         """Start the closing handshake without waiting for its end (for code
         that cannot await); :meth:`wait_closed` waits for it. The deadline
-        of ``disconnect_timeout`` applies as with :meth:`close`."""
+        of ``disconnect_timeout`` applies as with :meth:`close`. ``cause``
+        is what :attr:`close_cause` will say (the library's own closes pass
+        theirs)."""
         state = self.protocol.state
         if state is State.OPEN:
             self._write(self.protocol.send_close(code, reason))
+            if self._cause is None:
+                self._cause = cause
             self._closing()
         elif state is State.CONNECTING and self.transport is not None:
             self.transport.abort()
@@ -753,6 +811,7 @@ class Connection(asyncio.BufferedProtocol):
         exc = closed_exception(
             protocol.close_rcvd, protocol.close_sent, protocol.close_rcvd_then_sent, hint
         )
+        exc.cause = self.close_cause
         error = protocol.peer_error
         if error is not None:  # we closed because the peer broke a rule or a limit
             cause: BaseException = (
@@ -989,6 +1048,9 @@ class Connection(asyncio.BufferedProtocol):
         self._keepalive = self.loop.call_later(delay, self._keepalive_ping)
 
     def _keepalive_timeout(self) -> None:
+        # Our writes stalled too: the ping sat behind data the peer did not read.
+        stalled = self._write_flow.paused
+        self._cause = CloseCause.WRITE_STALLED if stalled else CloseCause.KEEPALIVE_TIMEOUT
         if self._stalled:
             self._process(drain=True)  # what the peer sent before going silent stays readable
         self.logger.info("keepalive ping timeout; closing the connection")

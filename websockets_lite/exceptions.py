@@ -34,7 +34,7 @@ are not raised on their own: they are the ``__cause__`` of the
 
 from __future__ import annotations
 
-from .close import OK_CLOSE_CODES, Close, CloseCode
+from .close import OK_CLOSE_CODES, Close, CloseCause, CloseCode
 from .http import Headers, Response
 
 __all__ = [
@@ -88,6 +88,9 @@ class ConnectionClosed(WebSocketError):
         self.sent = sent
         self.rcvd_then_sent = rcvd_then_sent
         self.hint = hint
+        #: Why the connection ended (a :class:`~websockets_lite.CloseCause`),
+        #: when the connection knows.
+        self.cause: CloseCause | None = None
         super().__init__(str(self))
 
     @property

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, MutableSet
 from typing import Literal, Protocol, TypeVar
 
-from .close import CloseCode
+from .close import CloseCause, CloseCode
 from .exceptions import ConnectionClosed
 from .protocol import State, encode_frame
 from .typing import Data, DataLike
@@ -67,12 +67,15 @@ class WebSocketLike(Protocol):
 
     async def close(self, code: int = ..., reason: str = ...) -> None: ...
 
-    def close_nowait(self, code: int = ..., reason: str = ...) -> None: ...
+    def close_nowait(
+        self, code: int = ..., reason: str = ..., *, cause: CloseCause = ...
+    ) -> None: ...
 
     async def wait_closed(self) -> None: ...
 
 
 C = TypeVar("C", bound=WebSocketLike)
+_TOO_SLOW = CloseCause.TOO_SLOW
 
 
 async def _consume(ws: WebSocketLike, consumer: Consumer) -> None:
@@ -225,7 +228,7 @@ def broadcast(
                 slow.append(ws)
     for ws in slow:
         if on_slow == "close":
-            ws.close_nowait(CloseCode.TRY_AGAIN_LATER, "too slow to keep up")
+            ws.close_nowait(CloseCode.TRY_AGAIN_LATER, "too slow to keep up", cause=_TOO_SLOW)
         else:
             on_slow(ws)  # type: ignore[operator]
     return sent

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable,
 from types import TracebackType
 from typing import Any
 
-from .close import CloseCode, check_close
+from .close import CloseCause, CloseCode, check_close
 from .connection import Connection
 from .exceptions import ConnectionClosed
 from .http import Headers, Request, Response
@@ -28,6 +28,7 @@ from .version import __version__
 
 __all__ = [
     "Handler",
+    "ServerStats",
     "ProcessRequest",
     "SelectSubprotocol",
     "Server",
@@ -64,6 +65,12 @@ Origin = str | re.Pattern[str] | None
 ProcessResponse = Callable[
     ["ServerProtocol", Request, Response], "Awaitable[Response | None] | Response | None"
 ]
+
+#: Why a connection may end without anything worth more than a debug line.
+_NORMAL_ENDS = frozenset({
+    CloseCause.PEER_NORMAL, CloseCause.PEER_GOING_AWAY, CloseCause.APPLICATION,
+    CloseCause.SHUTDOWN,
+})
 
 #: The default ``Server`` header of handshake answers.
 SERVER = f"Python/{sys.version_info.major}.{sys.version_info.minor} websockets_lite/{__version__}"
@@ -246,6 +253,7 @@ class ServerProtocol(Connection):
         # Slow or silent client: drop it silently; the handler never runs.
         self._connect_timer = None
         self.logger.debug("opening handshake timed out; aborting %s", self.remote_address)
+        self._cause = CloseCause.HANDSHAKE_TIMEOUT
         self.abort()
 
     def _on_request(self, request: Request) -> None:
@@ -407,14 +415,63 @@ class ServerProtocol(Connection):
         else:
             await self.close()
 
+    def _handshake_failed(self) -> None:
+        super()._handshake_failed()
+        response = self.protocol.response
+        if self.server is not None and response is not None:
+            self.server._refused(response.status)
+
     def _connection_ended(self) -> None:
         if self._connect_timer is not None:
             self._connect_timer.cancel()
             self._connect_timer = None
-        if self.protocol.opened and self.logger.isEnabledFor(logging.INFO):
-            self.logger.info("connection closed: %s %s", self.peer, self._closed_exc())
+        if self.protocol.opened:
+            cause = self.close_cause
+            # Normal ends at DEBUG, the others at INFO, as websockets' levels go.
+            level = logging.DEBUG if cause in _NORMAL_ENDS else logging.INFO
+            if self.logger.isEnabledFor(level):
+                assert cause is not None
+                self.logger.log(
+                    level, "connection closed: %s %s (%s)", self.peer, self._closed_exc(),
+                    cause.value,
+                )
         if self.server is not None:
             self.server._ended(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerStats:
+    """A snapshot of a server's counters (see :attr:`Server.stats`).
+
+    Counts are totals since the server started; buffers are what open
+    connections hold now, their peaks sampled every second and at each
+    snapshot. Nothing is counted per message beyond each connection's own
+    counters, which the snapshot adds up: the cost is in the snapshot.
+    """
+
+    #: Open connections.
+    connections: int
+    #: Opening handshakes answered with 101.
+    handshakes_accepted: int
+    #: Opening handshakes refused, by HTTP status.
+    handshakes_rejected: dict[int, int]
+    messages_in: int
+    messages_out: int
+    bytes_in: int
+    bytes_out: int
+    #: Messages that ``broadcast()`` delivered, and connections it skipped as slow.
+    broadcasts_delivered: int
+    broadcasts_skipped: int
+    #: Connections ended, by :class:`~websockets_lite.CloseCause` value.
+    closes: dict[str, int]
+    #: Bytes held for reading (queued and unparsed) across open connections.
+    read_buffer_bytes: int
+    read_buffer_peak: int
+    #: Bytes waiting to be written across open connections.
+    write_buffer_bytes: int
+    write_buffer_peak: int
+    #: Open connections whose reading is paused because the application is behind.
+    paused_connections: int
 
 
 class Server:
@@ -453,6 +510,13 @@ class Server:
         self._tasks: set[asyncio.Task[None]] = set()
         self._close_task: asyncio.Task[None] | None = None
         self._closed = asyncio.get_running_loop().create_future()
+        # Counters of connections gone, and of handshakes; see stats.
+        self._gone = [0, 0, 0, 0, 0, 0]  # messages and bytes in/out, broadcasts sent/skipped
+        self._accepted_count = 0
+        self._rejected: dict[int, int] = {}
+        self._closes: dict[str, int] = {}
+        self._peaks = [0, 0]
+        self._sampler: asyncio.TimerHandle | None = None
 
     @property
     def disconnect_timeout(self) -> float:
@@ -474,10 +538,76 @@ class Server:
 
     def _opened(self, connection: ServerProtocol) -> None:
         self._open.add(connection)
+        self._accepted_count += 1
+        if self._sampler is None:
+            self._sampler = connection.loop.call_later(1.0, self._sample)
+
+    def _refused(self, status: int) -> None:
+        self._rejected[status] = self._rejected.get(status, 0) + 1
 
     def _ended(self, connection: ServerProtocol) -> None:
         self._open.discard(connection)
         self._alive.discard(connection)
+        cause = connection.close_cause
+        if connection.protocol.opened or cause is CloseCause.HANDSHAKE_TIMEOUT:
+            assert cause is not None
+            self._closes[cause.value] = self._closes.get(cause.value, 0) + 1
+        gone = self._gone
+        gone[0] += connection.messages_in
+        gone[1] += connection.messages_out
+        gone[2] += connection.bytes_in
+        gone[3] += connection.bytes_out
+        gone[4] += connection.broadcasts_sent
+        gone[5] += connection.broadcasts_skipped
+
+    def _held(self) -> tuple[int, int, int]:
+        read = write = paused = 0
+        for ws in self._open:
+            read += ws._read_held()
+            write += ws._write_held()
+            paused += ws._stalled
+        self._peaks[0] = max(self._peaks[0], read)
+        self._peaks[1] = max(self._peaks[1], write)
+        return read, write, paused
+
+    def _sample(self) -> None:
+        # Peaks of the buffers, once a second while connections are open.
+        self._sampler = None
+        if self._open and not self.closing:
+            self._held()
+            self._sampler = asyncio.get_running_loop().call_later(1.0, self._sample)
+
+    @property
+    def stats(self) -> ServerStats:
+        """Server-wide counters: connections, handshakes, messages, bytes,
+        broadcasts, closes by cause, buffers (see :class:`ServerStats`)."""
+        open_ = list(self._open)
+        totals = list(self._gone)
+        for ws in open_:
+            totals[0] += ws.messages_in
+            totals[1] += ws.messages_out
+            totals[2] += ws.bytes_in
+            totals[3] += ws.bytes_out
+            totals[4] += ws.broadcasts_sent
+            totals[5] += ws.broadcasts_skipped
+        read, write, paused = self._held()
+        return ServerStats(
+            connections=len(open_),
+            handshakes_accepted=self._accepted_count,
+            handshakes_rejected=dict(self._rejected),
+            messages_in=totals[0],
+            messages_out=totals[1],
+            bytes_in=totals[2],
+            bytes_out=totals[3],
+            broadcasts_delivered=totals[4],
+            broadcasts_skipped=totals[5],
+            closes=dict(self._closes),
+            read_buffer_bytes=read,
+            read_buffer_peak=self._peaks[0],
+            write_buffer_bytes=write,
+            write_buffer_peak=self._peaks[1],
+            paused_connections=paused,
+        )
 
     @property
     def connections(self) -> set[ServerProtocol]:
@@ -511,6 +641,9 @@ class Server:
 
     async def _shutdown(self, close_connections: bool, code: int, reason: str) -> None:
         self.closing = True
+        if self._sampler is not None:
+            self._sampler.cancel()
+            self._sampler = None
         assert self.server is not None
         self.server.close()
         if close_connections:
@@ -518,7 +651,7 @@ class Server:
             # by the same disconnect_timeout, starting now, and so are handlers.
             timeout = None if self.disconnect_timeout == math.inf else self.disconnect_timeout
             for ws in list(self._open):
-                ws.close_nowait(code, reason)
+                ws.close_nowait(code, reason, cause=CloseCause.SHUTDOWN)
         else:
             timeout = None  # connections end on their own, handlers with them
         if self._tasks:

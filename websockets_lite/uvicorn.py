@@ -31,7 +31,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.utils import ClientDisconnected, get_local_addr, get_remote_addr, is_ssl
 from uvicorn.server import ServerState
 
-from .close import CloseCode
+from .close import CloseCause, CloseCode
 from .connection import Connection
 from .exceptions import ConnectionClosed
 from .http import Headers, Request, Response
@@ -114,7 +114,7 @@ class WebSocketProtocol(ServerProtocol):
         restart); refuse a handshake still waiting for the app."""
         state = self.protocol.state
         if state is State.OPEN:
-            self.close_nowait(CloseCode.SERVICE_RESTART)
+            self.close_nowait(CloseCode.SERVICE_RESTART, cause=CloseCause.SHUTDOWN)
         elif state is State.CONNECTING and self.protocol.request is not None:
             self._reject(Response(503, body="The server is shutting down.\n"))
         elif state is State.CONNECTING:

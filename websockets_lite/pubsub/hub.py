@@ -9,6 +9,7 @@ from the topic's history by its :class:`~websockets_lite.pubsub.Subscription`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from types import TracebackType
@@ -22,7 +23,7 @@ from .memory import MemoryBackend
 from .position import Entry, Formatter, Position, covers
 from .subscription import Subscription
 
-__all__ = ["Backend", "BackendError", "Hub", "Listener", "SubscriptionLost"]
+__all__ = ["Backend", "BackendError", "Hub", "HubStats", "Listener", "SubscriptionLost"]
 
 #: The default of ``Hub.subscribe(formatter=...)``: the hub's own formatter.
 HUB_FORMATTER: Any = object()
@@ -91,6 +92,25 @@ class Backend(Protocol):
     async def presence_count(self, topic: str) -> int: ...
 
     async def stop(self) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HubStats:
+    """A snapshot of a hub's counters (see :attr:`Hub.stats`)."""
+
+    #: Messages published through this hub.
+    publishes: int
+    #: Messages delivered to local subscribers (one per subscriber).
+    deliveries: int
+    #: Times a slow local subscriber started catching up from the history.
+    catch_ups: int
+    #: Local subscriptions now, and topics with local subscribers.
+    subscriptions: int
+    topics: int
+    #: Times the backend connection came back after being lost.
+    backend_reconnects: int
+    #: Times a topic refilled from the history what its live feed missed.
+    refills: int
 
 
 class Topic:
@@ -186,11 +206,27 @@ class Hub:
         self._restored = asyncio.Event()
         self._outage: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        # Counters: publishes, deliveries, catch-ups, reconnects, refills.
+        self._counts = [0, 0, 0, 0, 0]
 
     @property
     def keeps_history(self) -> bool:
         """Whether the backend keeps a history (``history_size`` > 0)."""
         return self.backend.history_size > 0
+
+    @property
+    def stats(self) -> HubStats:
+        """Counters for monitoring (see :class:`HubStats`)."""
+        publishes, deliveries, catch_ups, reconnects, refills = self._counts
+        return HubStats(
+            publishes=publishes,
+            deliveries=deliveries,
+            catch_ups=catch_ups,
+            subscriptions=len(self._subscriptions),
+            topics=len(self._topics),
+            backend_reconnects=reconnects,
+            refills=refills,
+        )
 
     @property
     def topics(self) -> dict[str, int]:
@@ -271,7 +307,9 @@ class Hub:
         await self.start()
         if not self.available:
             raise BackendError(f"cannot publish to {topic!r}: the backend is down")
-        return await self.backend.publish(topic, message)
+        position = await self.backend.publish(topic, message)
+        self._counts[0] += 1
+        return position
 
     async def history(
         self, topic: str, since: Position | None = None, limit: int | None = None
@@ -413,13 +451,14 @@ class Hub:
                 continue
             if self.keeps_history:
                 slow: list[WebSocketLike] = []
-                broadcast(group, data, on_slow=slow.append)
+                self._counts[1] += broadcast(group, data, on_slow=slow.append)
+                self._counts[2] += len(slow)
                 for ws in slow:
                     subscription = state.subscriptions[ws]
                     self._unlive(state, subscription)
                     subscription.fall_behind(Position(position.epoch, position.offset - 1))
             else:
-                broadcast(group, data)
+                self._counts[1] += broadcast(group, data)
         state.last = position
         if state.parked:
             for subscription in list(state.parked):
@@ -427,6 +466,7 @@ class Hub:
 
     def _start_refill(self, state: Topic) -> None:
         if state.refill is None or state.refill.done():
+            self._counts[4] += 1
             state.refill = asyncio.ensure_future(self._refill(state))
 
     async def _refill(self, state: Topic) -> None:
@@ -504,6 +544,7 @@ class Hub:
             subscription.interrupt(exc)
 
     def restored(self) -> None:
+        self._counts[3] += 1
         self.available = True
         self._restored.set()
         if self._outage is not None:

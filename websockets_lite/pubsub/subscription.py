@@ -21,7 +21,7 @@ import asyncio
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..close import CloseCode
+from ..close import CloseCause, CloseCode
 from ..exceptions import ConnectionClosed
 from ..patterns import WebSocketLike
 from .position import Formatter, Position, covers
@@ -186,7 +186,8 @@ class Subscription:
                     await hub.wait_restored()
             if not covered:
                 self.ws.close_nowait(
-                    CloseCode.TRY_AGAIN_LATER, "too slow: missed messages left the history"
+                    CloseCode.TRY_AGAIN_LATER, "too slow: missed messages left the history",
+                    cause=CloseCause.TOO_SLOW,
                 )
         except asyncio.CancelledError:
             raise
