@@ -54,6 +54,7 @@ from .patterns import (
 )
 from .protocol import State
 from .pubsub import BackendError, Hub, MemoryBackend, Position, Subscription, SubscriptionLost
+from .router import Router, route, unix_route
 from .server import Server, ServerProtocol, ServerStats, basic_auth, serve, unix_serve
 from .typing import BytesLike, Data, DataLike, Fragments
 from .version import __version__
@@ -104,6 +105,7 @@ __all__ = [
     "RedisBackend",
     "Request",
     "Response",
+    "Router",
     "Server",
     "ServerProtocol",
     "ServerStats",
@@ -125,8 +127,10 @@ __all__ = [
     "produce",
     "registered",
     "retryable",
+    "route",
     "serve",
     "unix_connect",
+    "unix_route",
     "unix_serve",
 ]
 
