@@ -19,10 +19,10 @@ LAYERS = {
     "protocol": 2, "flow": 2,
     "connection": 3, "proxy": 3,
     "client": 4, "server": 4,
-    "patterns": 5, "asgi": 5, "router": 5,
+    "patterns": 5, "asgi": 5, "router": 5, "asgi_server": 5,
     "pubsub": 6, "uvicorn": 6,
     "metrics": 7, "chat": 8,
-    "__main__": 9,
+    "__main__": 9, "compat": 9, "testing": 9, "pytest_plugin": 10,
 }
 
 
