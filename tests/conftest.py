@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support import RedisServer, redis_server_binary
-from websockets_lite import Server, ServerProtocol, serve
+from websockets_lite import ServerProtocol
 
 Handler = Callable[[ServerProtocol], Awaitable[None]]
 
@@ -21,31 +21,17 @@ for _name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
     os.environ.pop(_name.upper(), None)
 
 
-class Running:
-    """A server started by the ``start_server`` fixture."""
-
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.port: int = server.sockets[0].getsockname()[1]
-        self.uri = f"ws://127.0.0.1:{self.port}"
-
-
 @pytest.fixture
-async def start_server() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
-    """Start servers on 127.0.0.1, port 0; every one is closed at the end."""
-    servers: list[Server] = []
+async def start_server(websocket_server) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """The pytest plugin's websocket_server (servers on 127.0.0.1, port 0,
+    closed at the end), with a short disconnect_timeout: tests whose peer
+    never answers should not hold teardown for 10 s."""
 
-    async def start(handler: Handler, **kwargs: Any) -> Running:
-        # Tests whose peer never answers should not hold teardown for 10 s.
+    async def start(handler: Handler, **kwargs: Any) -> Any:
         kwargs.setdefault("disconnect_timeout", 1.0)
-        server = await serve(handler, "127.0.0.1", 0, **kwargs)
-        servers.append(server)
-        return Running(server)
+        return await websocket_server(handler, **kwargs)
 
     yield start
-    for server in servers:
-        server.close()
-        await server.wait_closed()
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:

@@ -27,7 +27,6 @@ import logging
 import math
 import os
 import threading
-import time
 import uuid
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
@@ -212,8 +211,9 @@ class Connection(asyncio.BufferedProtocol):
         self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
         self.broadcasts_skipped = self.broadcasts_sent = 0
         self._id: uuid.UUID | None = None
+        # The loop's clock: a test that fakes it (looptime) moves these too.
         self._read_flow = ReadFlow(options.message_queue_size, self._on_stall, self._on_unstall,
-                                   time.perf_counter)
+                                   self.loop.time)
         self._write_flow = WriteFlow()
         # The parser stalls when the application is behind (see _look_ahead).
         self._stalled = False
@@ -684,7 +684,7 @@ class Connection(asyncio.BufferedProtocol):
             if payload in self._pings:
                 raise ConcurrencyError("already waiting for a pong with the same data")
         waiter: asyncio.Future[float] = self.loop.create_future()
-        self._pings[payload] = (time.perf_counter(), waiter)
+        self._pings[payload] = (self.loop.time(), waiter)
         try:
             self._write(self.protocol.send_ping(payload))
             if self._write_flow.paused or self.transport.is_closing():
@@ -1003,7 +1003,7 @@ class Connection(asyncio.BufferedProtocol):
         pings = self._pings
         if payload not in pings:
             return  # unsolicited, or its ping was cancelled
-        now = time.perf_counter()
+        now = self.loop.time()
         for key in list(pings):
             sent, waiter = pings.pop(key)
             if waiter is not None and not waiter.done():
@@ -1021,7 +1021,7 @@ class Connection(asyncio.BufferedProtocol):
         if self.protocol.state is not State.OPEN or self._lost:
             return
         payload = os.urandom(4)
-        now = time.perf_counter()
+        now = self.loop.time()
         self._pings[payload] = (now, None)
         self._write(self.protocol.send_ping(payload))
         if self.ping_timeout == math.inf:
@@ -1044,7 +1044,7 @@ class Connection(asyncio.BufferedProtocol):
             else:
                 self._keepalive_timeout()
                 return
-        delay = max(0.0, sent + self.ping_interval - time.perf_counter())
+        delay = max(0.0, sent + self.ping_interval - self.loop.time())
         self._keepalive = self.loop.call_later(delay, self._keepalive_ping)
 
     def _keepalive_timeout(self) -> None:
