@@ -18,6 +18,7 @@ from websockets_lite import (
     ConcurrencyError,
     ConnectionClosedError,
     HandshakeError,
+    Headers,
     InvalidHandshake,
     InvalidMessage,
     InvalidStatus,
@@ -222,6 +223,35 @@ class TestHttpAnswers:
                 assert ws.response.headers.get("Server") == expected
         assert SERVER.startswith("Python/3.") and "websockets_lite/" in SERVER
 
+
+    async def test_repeated_header_names_are_kept(self, start_server):
+        cookies = Headers([("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
+        seen: list[list[str]] = []
+
+        def process_request(connection, request):
+            seen.append(request.headers.get_all("X-Tag"))
+            if request.path == "/refuse":
+                return Response(401, Headers(cookies), "no\n")
+            return None
+
+        def process_response(connection, request, response):
+            for value in cookies.get_all("Set-Cookie"):
+                response.headers.add("Set-Cookie", value)
+
+        server = await start_server(
+            echo, process_request=process_request, process_response=process_response
+        )
+        tags = Headers([("X-Tag", "1"), ("X-Tag", "2"), ("User-Agent", "mine")])
+        async with connect(server.uri, additional_headers=tags) as ws:
+            assert ws.response.headers.get_all("Set-Cookie") == ["a=1", "b=2"]
+            assert ws.request.headers.get_all("User-Agent") == ["mine"]
+        with pytest.raises(websockets.exceptions.InvalidStatus) as caught:
+            await websockets.asyncio.client.connect(
+                server.uri + "/refuse", additional_headers=[("X-Tag", "3"), ("X-Tag", "4")]
+            )
+        assert caught.value.response.headers.get_all("Set-Cookie") == ["a=1", "b=2"]
+        assert caught.value.response.headers["Server"] == SERVER
+        assert seen == [["1", "2"], ["3", "4"]]
 
 async def test_application_attributes(start_server):
     seen = []

@@ -159,8 +159,11 @@ class ClientProtocol(Connection):
             headers["Origin"] = origin
         if user_agent_header is not None:
             headers["User-Agent"] = user_agent_header
-        for name, value in Headers(additional_headers).raw_items():
-            headers[name] = value
+        additional = Headers(additional_headers)
+        for name in additional:
+            del headers[name]
+        for name, value in additional.raw_items():
+            headers.add(name, value)
         # Written now, so that a header that cannot be sent raises ValueError
         # here, from connect(), before any byte goes out.
         self._request = protocol.send_request(

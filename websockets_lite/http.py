@@ -36,7 +36,12 @@ class Headers(Mapping[str, str]):
     def __init__(self, items: HeadersLike | None = None) -> None:
         self._items: list[tuple[str, str]] = []
         if items is not None:
-            pairs = items.items() if isinstance(items, Mapping) else items
+            if isinstance(items, Headers):
+                pairs: Iterable[tuple[str, str]] = items.raw_items()
+            elif isinstance(items, Mapping):
+                pairs = items.items()
+            else:
+                pairs = items
             for name, value in pairs:
                 self.add(name, value)
 
