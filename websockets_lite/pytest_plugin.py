@@ -59,13 +59,16 @@ async def start_server(target: Any, **kwargs: Any) -> RunningServer:
 try:
     import pytest_asyncio
 except ImportError:  # pragma: no cover
+    pytest_asyncio = None  # type: ignore[assignment]
 
-    @pytest.fixture
-    def websocket_server() -> None:
+if pytest_asyncio is None:  # pragma: no cover
+
+    @pytest.fixture(name="websocket_server")
+    def _no_server() -> None:
         pytest.skip("the websocket_server fixture needs pytest-asyncio")
 
-    @pytest.fixture
-    def websocket_client() -> None:
+    @pytest.fixture(name="websocket_client")
+    def _no_client() -> None:
         pytest.skip("the websocket_client fixture needs pytest-asyncio")
 
 else:
