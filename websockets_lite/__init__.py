@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from . import pubsub
 from .client import (
     Backoff,
+    BackoffLike,
     ClientProtocol,
     WebSocketURI,
     connect,
@@ -69,6 +70,7 @@ __all__ = [
     "Position",
     "BackendError",
     "Backoff",
+    "BackoffLike",
     "BytesLike",
     "ClientProtocol",
     "Close",

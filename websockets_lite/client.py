@@ -16,6 +16,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from types import TracebackType
 from typing import Any
+from typing import Protocol as TypingProtocol
 
 from .connection import Connection, default_logger
 from .exceptions import (
@@ -34,6 +35,7 @@ from .proxy import ProxyURI, http_tunnel, parse_proxy, proxy_for, socks_socket
 __all__ = [
     "USER_AGENT",
     "Backoff",
+    "BackoffLike",
     "ClientProtocol",
     "WebSocketURI",
     "connect",
@@ -235,6 +237,14 @@ class Backoff:
             bound = min(self.maximum, bound * self.factor)
 
 
+class BackoffLike(TypingProtocol):
+    """What ``connect(backoff=...)`` takes: an object whose ``delays()``
+    returns a fresh iterator of delays in seconds, called when the loop
+    starts and again after each connection that worked."""
+
+    def delays(self) -> Iterator[float]: ...
+
+
 #: Statuses that answer a handshake and are worth retrying later.
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 #: Statuses that redirect a handshake, and how many redirects are followed.
@@ -347,7 +357,7 @@ class connect:
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
         write_limit: float | None = 2**16,
-        backoff: Backoff = Backoff(),  # frozen: safe to share
+        backoff: BackoffLike = Backoff(),  # frozen: safe to share
         process_exception: Callable[[Exception], Exception | None] = process_exception,
         create_connection: type[ClientProtocol] | None = None,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
