@@ -1,0 +1,2 @@
+"""websockets' asyncio implementation (``websockets.asyncio``): ``client``,
+``server``, ``connection`` and ``router``."""
