@@ -4,7 +4,10 @@ No event loop, no sockets."""
 from __future__ import annotations
 
 import math
+import os
 import struct
+import subprocess
+import sys
 
 import pytest
 
@@ -282,6 +285,123 @@ class TestMessages:
         assert server.data_to_send() == b""
         client.receive_data(server.pong)
         assert drain(client) == [Pong(b"99")]
+
+
+class TestLongFrames:
+    """Frames of 126 bytes or more that are not wholly buffered (and every
+    frame of 64 KiB or more) are parsed by the protocol layer as they
+    arrive, not by wsproto: the same events, fewer copies."""
+
+    CHUNK = 256 * 1024
+
+    def feed(self, server: Protocol, data: bytes, chunk: int) -> list[object]:
+        events = []
+        for start in range(0, len(data), chunk):
+            server.receive_data(data[start : start + chunk])
+            events += drain(server)
+            if server._long is not None:
+                # Held while it arrives: the payload so far, nothing more.
+                received = min(len(data), start + chunk)
+                assert server.buffered_bytes() <= received
+        return events
+
+    @pytest.mark.parametrize("chunk", [1000, 4093, CHUNK])
+    def test_large_binary_message(self, chunk):
+        client, server = handshake(max_message_size=2**21)
+        payload = bytes(range(256)) * 4096  # 1 MiB
+        data = client.send_binary(payload)
+        assert self.feed(server, data, chunk) == [payload]
+        assert server._long is None and server.buffered_bytes() == 0
+
+    def test_large_text_split_inside_characters(self):
+        client, server = handshake(max_message_size=2**21)
+        text = "é€😀x" * 30_000
+        data = client.send_text(text)
+        assert self.feed(server, data, 1001) == [text]
+
+    def test_client_side_reads_unmasked_frames(self):
+        client, server = handshake(max_message_size=2**21)
+        payload = b"z" * 300_000
+        client.receive_data(server.send_binary(payload)[:100_000])
+        assert drain(client) == []
+        assert client._long is not None
+        client.receive_data(server.send_binary(payload)[100_000:])
+        assert drain(client) == [payload]
+
+    def test_invalid_utf8_fails_before_the_frame_ends(self):
+        client, server = handshake(max_message_size=2**21)
+        data = client.send_text("x" * 200_000)
+        # Corrupt one byte early in the payload (after the 14-byte header).
+        key = data[10:14]
+        corrupt = bytearray(data)
+        corrupt[20] = 0xFF ^ key[(20 - 14) % 4]
+        server.receive_data(bytes(corrupt[:1000]))
+        assert drain(server) == []
+        assert server.close_sent.code == 1007 and server.state is State.CLOSED
+        assert server.peer_error.code == 1007
+
+    def test_streamed_from_the_start_or_midway(self):
+        client, server = handshake(max_message_size=2**21)
+        payload = b"a" * 100_000 + b"b" * 100_000
+        data = client.send_binary(payload)
+        server.receive_data(data[:50_000])
+        assert drain(server) == []
+        server.stream_next = True  # the application asks for a stream now
+        server.receive_data(data[50_000:150_000])
+        first = drain(server)
+        server.receive_data(data[150_000:])
+        second = drain(server)
+        assert [piece.last for piece in first + second] == [False, True]
+        assert b"".join(piece.data for piece in first + second) == payload
+        assert len(first[0].data) == 150_000 - 14  # what came before, first
+
+    def test_over_the_limit_is_left_to_wsproto(self):
+        client, server = handshake(max_message_size=100_000)
+        server.receive_data(client.send_binary(b"x" * 100_001)[:50_000])
+        assert drain(server) == []
+        assert server._long is None and server.state is State.OPEN
+        server.receive_data(client.send_binary(b"x" * 100_001)[50_000:])
+        assert drain(server) == []
+        assert server.close_sent.code == 1009
+
+    def test_non_minimal_length_is_a_protocol_error(self):
+        _, server = handshake()
+        # 200 bytes with the 64-bit length encoding: wsproto refuses it.
+        server.receive_data(b"\x82\xff" + struct.pack("!Q", 200) + b"mask" + b"x" * 200)
+        assert drain(server) == []
+        assert server.close_sent.code == 1002
+
+
+class TestMaskers:
+    def test_every_masker_agrees(self):
+        from websockets_lite.protocol import frames
+
+        maskers = [frames._python_mask]
+        try:
+            from websockets_lite.speedups import apply_mask
+        except ImportError:  # no compiler when installed
+            pass
+        else:
+            maskers.append(apply_mask)
+        import websockets.speedups
+
+        maskers.append(websockets.speedups.apply_mask)
+        data = bytes(range(256)) * 300
+        for size in [*range(0, 40), 255, 767, 768, 1023, 1024, 4097, 65536, len(data)]:
+            for key in (b"\x00\x00\x00\x00", b"\x01\x02\x03\x04", bytearray(b"\xff\x80ab")):
+                shifted = memoryview(data)[3 : 3 + size]
+                for payload in (data[:size], bytearray(data[:size]), shifted):
+                    expected = bytes(b ^ key[i % 4] for i, b in enumerate(bytes(payload)))
+                    for masker in maskers:
+                        assert masker(payload, key) == expected, (masker, size)
+
+    def test_the_pure_python_masker_can_be_forced(self):
+        code = "from websockets_lite.protocol.frames import MASKER; print(MASKER)"
+        forced = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            env={**os.environ, "WEBSOCKETS_LITE_NO_SPEEDUPS": "1"},
+        )
+        assert forced.stdout.strip() == "python"
 
 
 class TestLimits:

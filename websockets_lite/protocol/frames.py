@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 
 from ..close import MAX_CLOSE_REASON, Close, CloseCode
+from ..typing import BytesLike
 
 __all__ = [
-    "MAX_CLOSE_REASON", "encode_frame", "frame", "mask", "simple_message", "walk_frames",
+    "MASKER", "MAX_CLOSE_REASON", "encode_frame", "frame", "long_frame", "mask",
+    "simple_message", "walk_frames",
 ]
 
 
@@ -18,29 +21,51 @@ _pack_medium = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
 _XOR_TABLES = [bytes(a ^ b for a in range(256)) for b in range(256)]
 
-try:  # an optional C accelerator: pip install websockets_lite[speedups]
-    from wsaccel.xormask import XorMaskerSimple as _Accelerated  # type: ignore[import-untyped, import-not-found, unused-ignore]
-except ImportError:  # pragma: no cover
-    _Accelerated = None
+def _c_masker() -> tuple[Callable[[BytesLike, bytes | bytearray], bytes] | None, str]:
+    """The C masker: ours, built at install when a compiler was present;
+    else websockets' (the ``speedups`` extra installs it, as wheels for
+    every platform); else none. WEBSOCKETS_LITE_NO_SPEEDUPS=1 forces the
+    pure-Python one (to measure or test it)."""
+    if os.environ.get("WEBSOCKETS_LITE_NO_SPEEDUPS"):
+        return None, "python"
+    try:
+        from ..speedups import apply_mask as ours
+    except ImportError:
+        pass
+    else:
+        return ours, "websockets_lite.speedups"
+    try:
+        from websockets.speedups import apply_mask as theirs
+    except ImportError:
+        return None, "python"
+    return theirs, "websockets.speedups"
 
 
-def mask(payload: bytes | bytearray, key: bytes | bytearray) -> bytes:
-    """XOR ``payload`` with the 4-byte ``key`` repeated (RFC 6455 5.3)."""
+#: Which masker is used: ``"websockets_lite.speedups"``,
+#: ``"websockets.speedups"`` or ``"python"``.
+_apply_mask, MASKER = _c_masker()
+
+
+def _python_mask(payload: BytesLike, key: bytes | bytearray) -> bytes:
+    """The fastest pure-Python masker for each size (measured in
+    docs/topics/performance.rst): one big-integer XOR for short payloads,
+    one ``translate()`` per byte lane for long ones."""
     size = len(payload)
-    if size < 256:
-        # Small payloads: one big-integer XOR beats every per-byte approach.
+    if size < 768:
         if not size:
             return b""
         repeated = (key * ((size >> 2) + 1))[:size]
         xored = int.from_bytes(payload, "little") ^ int.from_bytes(repeated, "little")
         return xored.to_bytes(size, "little")
-    if _Accelerated is not None:
-        return bytes(_Accelerated(bytes(key)).process(payload))
-    # Larger payloads: one translate() per byte lane, about 500 MB/s.
     data = bytearray(payload)
     for lane in range(4):
         data[lane::4] = data[lane::4].translate(_XOR_TABLES[key[lane]])
     return bytes(data)
+
+
+#: ``mask(payload, key)``: XOR ``payload`` (any bytes-like object) with the
+#: 4-byte ``key`` repeated (RFC 6455 5.3); returns ``bytes``.
+mask: Callable[[BytesLike, bytes | bytearray], bytes] = _apply_mask or _python_mask
 
 
 def frame(first: int, payload: bytes, masked: bool) -> bytes:
@@ -87,7 +112,7 @@ def _close(code: int, reason: str | None) -> Close:
 
 def simple_message(buffer: bytearray, masked_side: bool, max_size: float) -> str | bytes | None:
     """Parse one whole message from wsproto's buffer, or return ``None``
-    and leave the bytes to wsproto.
+    and leave the bytes to wsproto (or to :func:`long_frame`).
 
     Only the most common frame is taken: FIN set, no RSV bit, text or
     binary, masked as this side expects, shortest length encoding, under
@@ -117,15 +142,21 @@ def simple_message(buffer: bytearray, masked_side: bool, max_size: float) -> str
             return None
         start = 4
     elif length == 127:
-        return None  # 64 KiB or more: the parser's cost is small per byte
+        return None  # 64 KiB or more: see long_frame()
     if masked:
         start += 4
     end = start + length
     if size < end or length > max_size:
         return None
-    payload: bytes | bytearray = buffer[start:end]
-    if masked:
-        payload = mask(payload, buffer[start - 4 : start])
+    if length < 1024:
+        payload: bytes | bytearray = buffer[start:end]
+        if masked:
+            payload = mask(payload, buffer[start - 4 : start])
+    else:  # one copy fewer: worth the memoryview's cost
+        with memoryview(buffer) as view:
+            part = view[start:end]
+            payload = mask(part, buffer[start - 4 : start]) if masked else bytes(part)
+            part.release()
     if first == 0x81:
         try:
             message: str | bytes = payload.decode()
@@ -136,6 +167,42 @@ def simple_message(buffer: bytearray, masked_side: bool, max_size: float) -> str
     del buffer[:end]
     return message
 
+
+def long_frame(buffer: bytearray, we_mask: bool) -> tuple[int, int, bytes | None] | None:
+    """The header of a data frame that :func:`simple_message` did not take
+    but that is parsed here as it arrives: FIN set, no RSV bit, text or
+    binary, masked as this side expects, shortest length encoding, 126
+    bytes or more (so: over 64 KiB, or not wholly buffered yet). Returns the
+    header's size, the payload's length and the masking key, or ``None``
+    (not such a frame, or its header is not wholly buffered). The peer
+    masks if and only if we do not (``we_mask``)."""
+    size = len(buffer)
+    if size < 4:
+        return None
+    first = buffer[0]
+    second = buffer[1]
+    if (first != 0x81 and first != 0x82) or bool(second & 0x80) is we_mask:
+        return None
+    code = second & 0x7F
+    if code == 126:
+        length = (buffer[2] << 8) | buffer[3]
+        start = 4
+        if length < 126:
+            return None
+    elif code == 127:
+        if size < 10:
+            return None
+        length = int.from_bytes(buffer[2:10], "big")
+        start = 10
+        if length < 65536 or length >> 63:
+            return None
+    else:
+        return None
+    if we_mask:
+        return start, length, None
+    if size < start + 4:
+        return None
+    return start + 4, length, bytes(buffer[start : start + 4])
 
 
 def walk_frames(

@@ -4,6 +4,7 @@ and closes, and frames what we send."""
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator, Sequence
 
 import h11
@@ -24,6 +25,8 @@ from .frames import (
     _close,
     _truncate,
     frame,
+    long_frame,
+    mask,
     simple_message,
     walk_frames,
 )
@@ -38,6 +41,24 @@ MAX_PONG_BYTES = 16 * 1024
 
 _TEXT, _BINARY, _PING, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG
 _CLOSED = State.CLOSED
+_Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+
+
+class _LongFrame:
+    """A data frame parsed here as its payload arrives (see
+    frames.long_frame): whole messages in one frame, the common case of
+    large messages, without wsproto's per-chunk costs."""
+
+    __slots__ = ("decoder", "held", "key", "left", "pieces")
+
+    def __init__(self, length: int, key: bytes | None, text: bool) -> None:
+        self.left = length  # payload bytes still to come
+        self.key = key  # the masking key, rotated to where the next byte falls
+        self.decoder = _Utf8Decoder() if text else None
+        # What arrived so far (str or bytes pieces), or None once the pieces
+        # go through Protocol._assemble (a stream, or a message skipped).
+        self.pieces: list[str] | list[bytes] | None = []
+        self.held = 0  # payload bytes in pieces (the read-side bound's share)
 
 
 class Protocol(Handshake):
@@ -51,6 +72,7 @@ class Protocol(Handshake):
         "_decoder",
         "_discard_data",
         "_frames",
+        "_long",
         "_masked",
         "_own_framing",
         "_parser",
@@ -155,6 +177,7 @@ class Protocol(Handshake):
         self._streaming = False  # the message being received is streamed
         self._streamed = 0  # its size so far
         self._skip = False  # the rest of it is dropped: nobody reads the stream
+        self._long: _LongFrame | None = None  # a frame being parsed here
 
     def _open(self, trailing: bytes) -> None:
         extensions: list[Extension] = [self.deflate] if self.deflate else []
@@ -222,6 +245,7 @@ class Protocol(Handshake):
         self.state = State.CLOSED
         self._parser = None
         self._partial = None
+        self._long = None
 
     def next_event(self) -> str | bytes | Fragment | Pong | Request | None:
         """Return the next event, or ``None`` when more bytes are needed."""
@@ -232,24 +256,41 @@ class Protocol(Handshake):
         frames = self._parser
         if frames is None:
             return None
+        if self._long is not None:
+            item = self._long_next()
+            if item is not None or self._long is not None or self._parser is None:
+                if not self._unparsed:
+                    self._parser = None
+                return item
         decoder = self._decoder
         if (
             decoder is not None
             and decoder.header is None
             and self._partial is None
             and not self._discard_data
+            and not self._streaming
+            and not self._skip
         ):
-            assert self._unparsed is not None
-            message = simple_message(self._unparsed, self._masked, self.max_message_size)
+            # Between messages only: inside a fragmented message, wsproto
+            # checks that continuation frames come next.
+            unparsed = self._unparsed
+            assert unparsed is not None
+            message = simple_message(unparsed, self._masked, self.max_message_size)
             if message is not None:
-                if not self._unparsed:
+                if not unparsed:
                     self._parser = None
                 return message
+            if len(unparsed) >= 4 and unparsed[1] & 0x7F >= 126 and self._start_long():
+                return self.next_event()
         try:
             for frame_ in frames:
                 opcode = frame_.opcode
                 if opcode is _TEXT or opcode is _BINARY:
-                    item = self._assemble(frame_)
+                    item = self._assemble(
+                        frame_.payload,  # type: ignore[arg-type]  # str or bytes here
+                        frame_.frame_finished,
+                        frame_.message_finished,
+                    )
                     if item is not None:
                         if not self._unparsed:
                             # Nothing left to parse: resuming the parser would
@@ -272,20 +313,96 @@ class Protocol(Handshake):
         self._parser = None
         return None
 
-    def _assemble(self, event: Frame) -> str | bytes | Fragment | None:
+    def _start_long(self) -> bool:
+        """Start parsing the data frame at the front of the buffer here, if
+        frames.long_frame() takes it. A frame over ``max_message_size`` is
+        left to wsproto: it is refused once that many bytes have arrived,
+        or earlier for invalid UTF-8, as any other frame."""
+        unparsed = self._unparsed
+        assert unparsed is not None
+        header = long_frame(unparsed, self._masked)
+        if header is None:
+            return False
+        size, length, key = header
+        if length > self.max_message_size:
+            return False
+        self._long = _LongFrame(length, key, unparsed[0] == 0x81)
+        del unparsed[:size]
+        return True
+
+    def _long_next(self) -> str | bytes | Fragment | None:
+        """Take the long frame's payload that has arrived: the message once
+        it is complete, a piece of it when it is streamed, else ``None``."""
+        long = self._long
+        unparsed = self._unparsed
+        assert long is not None and unparsed is not None
+        size = min(long.left, len(unparsed))
+        if not size:
+            return None
+        if self._discard_data:  # refused meanwhile: drop the rest
+            data = b""
+        else:
+            with memoryview(unparsed) as view:
+                part = view[:size]
+                key = long.key
+                if key is None:
+                    data = bytes(part)
+                else:
+                    data = mask(part, key)
+                    turn = size & 3
+                    if turn:
+                        long.key = key[turn:] + key[:turn]
+                part.release()
+        del unparsed[:size]
+        long.left -= size
+        last = not long.left
+        if last:
+            self._long = None
+        if self._discard_data:
+            return None
+        piece: str | bytes = data
+        if long.decoder is not None:
+            try:
+                piece = long.decoder.decode(data, last)
+            except UnicodeDecodeError as exc:  # as wsproto reports it
+                reason = _truncate(str(exc))
+                self.fail(CloseCode.INVALID_DATA, reason)
+                self.peer_error = self.close_sent or _close(CloseCode.INVALID_DATA, reason)
+                return None
+        pieces = long.pieces
+        if pieces is not None and not (self.stream_next or self._streaming or self._skip):
+            pieces.append(piece)  # type: ignore[arg-type]  # all str or all bytes
+            long.held += size
+            if not last:
+                return None
+            if long.decoder is not None:
+                return "".join(pieces)  # type: ignore[arg-type]
+            return pieces[0] if len(pieces) == 1 else b"".join(pieces)  # type: ignore[arg-type]
+        if pieces is not None:  # a stream starts midway: what came so far first
+            long.pieces = None
+            long.held = 0
+            if pieces:
+                self._partial = bytearray()
+                self._partial_text = long.decoder is not None
+                for earlier in pieces:
+                    self._partial += earlier.encode() if isinstance(earlier, str) else earlier
+        return self._assemble(piece, last, last)
+
+    def _assemble(
+        self, data: str | bytes, frame_finished: bool, message_finished: bool
+    ) -> str | bytes | Fragment | None:
         if self._discard_data:
             return None
         if self._skip:
-            if event.message_finished:
+            if message_finished:
                 self._skip = False
                 self._frames = 0
             return None
-        data: str | bytes = event.payload  # type: ignore[assignment]  # str or bytes here
         if self._streaming or (
-            self.stream_next and not (event.message_finished and self._partial is None)
+            self.stream_next and not (message_finished and self._partial is None)
         ):
-            return self._stream(event, data)
-        if event.message_finished and self._partial is None:
+            return self._stream(data, frame_finished, message_finished)
+        if message_finished and self._partial is None:
             # The whole message arrived in one piece: the common, fast case.
             if isinstance(data, bytes) or data.isascii():
                 size = len(data)
@@ -302,12 +419,12 @@ class Protocol(Handshake):
         if len(self._partial) > self.max_message_size:
             self._refuse_message(f"message over {self.max_message_size} bytes")
             return None
-        if event.frame_finished:
+        if frame_finished:
             self._frames += 1
             if self._frames > self.max_fragments:
                 self._refuse_message(f"message in over {self.max_fragments} fragments")
                 return None
-        if not event.message_finished:
+        if not message_finished:
             return None
         message: str | bytes = (
             self._partial.decode() if self._partial_text else bytes(self._partial)
@@ -316,7 +433,9 @@ class Protocol(Handshake):
         self._frames = 0
         return message
 
-    def _stream(self, event: Frame, data: str | bytes) -> Fragment | None:
+    def _stream(
+        self, data: str | bytes, frame_finished: bool, message_finished: bool
+    ) -> Fragment | None:
         """The next piece of a streamed message, within the same limits."""
         size = len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode())
         if not self._streaming:
@@ -334,12 +453,12 @@ class Protocol(Handshake):
         if self._streamed > self.max_message_size:
             self._refuse_message(f"message over {self.max_message_size} bytes")
             return None
-        if event.frame_finished:
+        if frame_finished:
             self._frames += 1
             if self._frames > self.max_fragments:
                 self._refuse_message(f"message in over {self.max_fragments} fragments")
                 return None
-        last = event.message_finished
+        last = message_finished
         if last:
             self._streaming = False
             self._frames = 0
@@ -401,6 +520,7 @@ class Protocol(Handshake):
         self.state = State.CLOSED
         self._parser = None
         self._partial = None
+        self._long = None
 
     # Sending, once open. The connection layer checks that the state is OPEN.
 
@@ -460,6 +580,8 @@ class Protocol(Handshake):
         """Bytes received and still held: the message being assembled plus
         the bytes wsproto has not parsed yet (the read-side bound's share)."""
         size = len(self._partial) if self._partial is not None else 0
+        if self._long is not None:
+            size += self._long.held
         if self._unparsed is not None:
             size += len(self._unparsed)
         return size
@@ -488,6 +610,7 @@ class Protocol(Handshake):
             or buffer is None
             or walker.header is not None
             or self._partial is not None
+            or self._long is not None
             or self.state is not State.OPEN
         ):
             return start, [], False, True
