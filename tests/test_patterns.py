@@ -383,6 +383,40 @@ class TestBroadcast:
             broadcast([peer], "b3")
             assert [await ws.recv() for _ in range(5)] == ["b0", "b1", "b2", "direct", "b3"]
 
+    async def test_writes_per_loop_iteration(self, start_server):
+        # One broadcast per iteration goes straight to the transport; a
+        # burst reaches it in one write per iteration once bursts are seen.
+        peers = []
+        server = await start_server(lambda ws: peers.append(ws) or ws.wait_closed())
+        async with connect(server.uri) as ws:
+            await until(lambda: peers)
+            [peer] = peers
+            writes: list[bytes] = []
+            write = peer.transport.write
+            peer.transport.write = lambda data: writes.append(data) or write(data)
+            for i in range(5):  # ticks: written during the call
+                assert broadcast([peer], f"t{i}") == 1
+                assert len(writes) == i + 1
+                await asyncio.sleep(0)
+            writes.clear()
+            for i in range(5):  # bursts of 10
+                for j in range(10):
+                    broadcast([peer], f"b{i}.{j}")
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert len(writes) == 6  # the first burst: one direct, then the rest
+            writes.clear()
+            for i in range(3):  # ticks again: direct from the second one
+                broadcast([peer], f"u{i}")
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert len(writes) == 3
+            expected = [f"t{i}" for i in range(5)]
+            expected += [f"b{i}.{j}" for i in range(5) for j in range(10)]
+            expected += [f"u{i}" for i in range(3)]
+            assert [await ws.recv() for _ in expected] == expected
+            del peer.transport.write
+
     async def test_closed_connections_are_skipped(self, start_server):
         server = await start_server(echo)
         ws = await connect(server.uri)

@@ -72,24 +72,38 @@ _read_buffer = _ReadBuffer()
 
 
 class _Flusher:
-    """Writes the frames that ``send_nowait()`` corked, once per loop
-    iteration: a burst of broadcasts costs one write per connection."""
+    """How ``send_nowait()`` writes, per event loop.
 
-    __slots__ = ("pending", "scheduled")
+    A broadcast per loop iteration (a price tick, a chat message) costs what
+    a raw write costs: each frame goes straight to the transport. Bursts
+    (several broadcasts in one iteration) are corked instead: the frames a
+    connection gets in one iteration reach the transport in one write, at
+    the start of the next iteration. Which case holds is seen as it happens:
+    a connection that gets a second frame in the iteration where it wrote
+    one directly corks it, and the loop then corks from the first frame on
+    while bursts go on.
+    """
+
+    __slots__ = ("burst", "burst_seen", "epoch", "pending", "scheduled")
 
     def __init__(self) -> None:
         # No reference to the loop: it is the weak key of this object.
         self.pending: list[Connection] = []
         self.scheduled = False
+        self.epoch = 0  # counts loop iterations in which send_nowait() wrote
+        self.burst = False  # cork every frame: bursts are going on
+        self.burst_seen = False  # a connection got two frames this iteration
 
-    def add(self, connection: Connection) -> None:
-        self.pending.append(connection)
+    def arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run :meth:`flush` once the current loop iteration is over."""
         if not self.scheduled:
             self.scheduled = True
-            connection.loop.call_soon(self.flush)
+            loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self.scheduled = False
+        self.epoch += 1
+        self.burst, self.burst_seen = self.burst_seen, False
         pending, self.pending = self.pending, []
         for connection in pending:
             connection._uncork()
@@ -158,6 +172,8 @@ class Connection(asyncio.BufferedProtocol):
         "_cork",
         "_cork_size",
         "_deadline",
+        "_epoch",
+        "_flusher",
         "_fragmenting",
         "_handshake_waiters",
         "_id",
@@ -243,6 +259,8 @@ class Connection(asyncio.BufferedProtocol):
         # Frames written by send_nowait() and not yet handed to the transport.
         self._cork: list[bytes] | None = None
         self._cork_size = 0
+        self._flusher = _flusher(self.loop)
+        self._epoch = -1  # the flusher's epoch when send_nowait() last wrote directly
 
     # Attributes.
 
@@ -585,33 +603,53 @@ class Connection(asyncio.BufferedProtocol):
         middle of a fragmented message, or its write buffer would go above
         ``write_limit`` (an empty buffer takes any message). ``frame`` is the
         message already framed by ``encode_frame()``, used when
-        :attr:`shares_frames` is true. The frame reaches the transport at the
-        end of the current loop iteration, in one write with the others sent
-        this way meanwhile; any other write on the connection goes after it.
+        :attr:`shares_frames` is true. One message per loop iteration goes
+        straight to the transport; when several come in one iteration, they
+        reach the transport in one write at the start of the next (see
+        :doc:`/topics/performance`). Any other write on the connection goes
+        after them.
         """
-        if self.protocol.state is not _OPEN or self._fragmenting is not None:
+        protocol = self.protocol
+        if protocol.state is not _OPEN or self._fragmenting is not None:
             return False
         if frame is not None and self.shares_frames:
             size = len(frame)
         else:
             frame = None
             size = len(message.encode()) if isinstance(message, str) else len(message)
-        buffered = self.transport.get_write_buffer_size() + self._cork_size
+        cork = self._cork
+        transport = self.transport
+        buffered = transport.get_write_buffer_size()
+        if cork is not None:
+            buffered += self._cork_size
         if buffered and buffered + size > self.write_limit:
             return False
         if frame is None:
             if isinstance(message, str):
-                frame = self.protocol.send_text(message)
+                frame = protocol.send_text(message)
             else:
-                frame = self.protocol.send_binary(message)
+                frame = protocol.send_binary(message)
         self.messages_out += 1
         self.broadcasts_sent += 1
-        self._cork_size += len(frame)
-        if self._cork is None:
+        flusher = self._flusher
+        if cork is None:
+            if self._epoch != flusher.epoch:
+                if not flusher.burst:
+                    self._epoch = flusher.epoch
+                    flusher.arm(self.loop)
+                    self.bytes_out += len(frame)
+                    transport.write(frame)
+                    return True
+            else:  # the second frame of this iteration: bursts have begun
+                flusher.burst_seen = True
             self._cork = [frame]
-            _flusher(self.loop).add(self)
+            self._cork_size = len(frame)
+            flusher.pending.append(self)
+            flusher.arm(self.loop)
         else:
-            self._cork.append(frame)
+            flusher.burst_seen = True
+            cork.append(frame)
+            self._cork_size += len(frame)
         return True
 
     def _uncork(self) -> None:
