@@ -5,6 +5,7 @@ refuse or never answer."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 import subprocess
@@ -175,6 +176,44 @@ async def test_the_environment_names_the_proxy(start_server, pproxy, monkeypatch
     monkeypatch.setenv("all_proxy", f"socks5h://127.0.0.1:{proxy.port}")
     _, peer = await echo_through(server.uri)
     assert peer[1] == proxy.port
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},
+        {"http_proxy": "http://p:1"},
+        {"HTTP_PROXY": "http://p:2"},
+        {"HTTP_PROXY": "http://p:2", "http_proxy": ""},
+        {"HTTP_PROXY": "http://p:2", "REQUEST_METHOD": "GET"},
+        {"http_proxy": "http://p:1", "REQUEST_METHOD": "GET"},
+        {"https_proxy": "http://p:3", "ALL_PROXY": "socks5h://p:4"},
+        {"all_proxy": "socks5h://p:4", "no_proxy": "*"},
+        {"http_proxy": "http://p:1", "no_proxy": "example.com, .internal,other:8080"},
+        {"http_proxy": "http://p:1", "NO_PROXY": "EXAMPLE.com"},
+        {"http_proxy": "http://p:1", "NO_PROXY": "example.com", "no_proxy": "elsewhere"},
+    ],
+)
+def test_the_environment_is_read_as_urllib_reads_it(monkeypatch, environ):
+    import urllib.request
+
+    from websockets_lite.proxy import proxy_for
+
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy") or name == "REQUEST_METHOD":
+            monkeypatch.delenv(name)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    proxies = urllib.request.getproxies()
+    for host, port in [("example.com", 80), ("a.example.com", 443), ("x.internal", 80),
+                       ("other", 8080), ("other", 80), ("Example.COM", 80), ("elsewhere", 1)]:
+        for secure in (False, True):
+            url = proxies.get("https" if secure else "http") or proxies.get("all")
+            if url is not None and (
+                urllib.request.proxy_bypass(f"{host}:{port}") or urllib.request.proxy_bypass(host)
+            ):
+                url = None
+            assert proxy_for(host, port, secure) == url, (host, port, secure)
 
 
 def test_bad_proxy_urls_fail_at_the_call():

@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import os
 import socket
 import ssl as ssl_module
 import urllib.parse
-import urllib.request
 from typing import Any
 
 from .exceptions import InvalidProxy, InvalidProxyMessage, InvalidProxyStatus, ProxyError
@@ -71,15 +71,46 @@ def parse_proxy(url: str) -> ProxyURI:
     )
 
 
+def _environ(scheme: str) -> str | None:
+    """``<scheme>_proxy`` from the environment, as urllib.request.getproxies()
+    reads it on POSIX: the lowercase name wins (empty: unset), and an
+    uppercase ``HTTP_PROXY`` is ignored in a CGI script (CVE-2016-1000110).
+    Reads four names, not the whole environment twice: connect() calls it
+    every time."""
+    value = os.environ.get(f"{scheme}_proxy")
+    if value is not None:
+        return value or None
+    if scheme == "http" and "REQUEST_METHOD" in os.environ:
+        return None
+    return os.environ.get(f"{scheme.upper()}_PROXY") or None
+
+
 def proxy_for(host: str, port: int, secure: bool) -> str | None:
     """The proxy URL the environment gives for this destination, if any."""
-    proxies = urllib.request.getproxies()
-    url = proxies.get("https" if secure else "http") or proxies.get("all")
+    url = _environ("https" if secure else "http") or _environ("all")
     if url is None:
         return None
-    if urllib.request.proxy_bypass(f"{host}:{port}") or urllib.request.proxy_bypass(host):
+    no_proxy = _environ("no")
+    if no_proxy is not None and _bypassed(host.lower(), port, no_proxy):
         return None
     return url
+
+
+def _bypassed(host: str, port: int, no_proxy: str) -> bool:
+    """Whether ``no_proxy`` (comma-separated names or domain suffixes, with
+    or without a port, or ``*``) covers the destination, as urllib's
+    proxy_bypass() says."""
+    if no_proxy == "*":
+        return True
+    with_port = f"{host}:{port}"
+    for name in no_proxy.split(","):
+        name = name.strip().lstrip(".").lower()
+        suffix = "." + name
+        if name and (
+            name in (host, with_port) or host.endswith(suffix) or with_port.endswith(suffix)
+        ):
+            return True
+    return False
 
 
 class _Connecting(asyncio.Protocol):
