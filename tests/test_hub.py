@@ -197,14 +197,15 @@ async def make_hub(request):
     """Hubs on the memory backend, and on Redis (a real redis-server)."""
     hubs: list[Hub] = []
 
-    def make(history_size: int = 0, formatter=None) -> Hub:
+    def make(history_size: int = 0, formatter=None, **kwargs) -> Hub:
         if request.param == "memory":
-            hub = Hub(history_size=history_size, formatter=formatter)
+            hub = Hub(history_size=history_size, formatter=formatter, **kwargs)
         else:
             from websockets_lite import RedisBackend
 
             url = request.getfixturevalue("redis_server").url
-            hub = Hub(RedisBackend(url, history_size=history_size), formatter=formatter)
+            backend = RedisBackend(url, history_size=history_size)
+            hub = Hub(backend, formatter=formatter, **kwargs)
         hubs.append(hub)
         return hub
 
@@ -230,8 +231,19 @@ class TestSlowSubscribers:
         client.transport.pause_reading()  # the client stops reading
         return client, peer
 
-    async def test_caught_up_in_order_with_a_bounded_buffer(self, start_server, make_hub):
-        hub = make_hub(history_size=10_000, formatter=stamped)
+    @pytest.mark.parametrize("cache", [2**20, 0])
+    async def test_caught_up_in_order_with_a_bounded_buffer(self, start_server, make_hub, cache):
+        # With the default cache, from the publications the hub keeps in
+        # memory (no backend read); without it, from the backend's history.
+        hub = make_hub(history_size=10_000, formatter=stamped, catch_up_cache=cache)
+        reads = []
+        read_history = hub.backend.read
+
+        async def counted(*args):
+            reads.append(args)
+            return await read_history(*args)
+
+        hub.backend.read = counted  # type: ignore[method-assign]
         client, peer = await self._slow_client(start_server, hub)
         fast = await connect(
             client.request.headers["Host"].join(["ws://", "/room"]), message_queue_size=None
@@ -255,6 +267,9 @@ class TestSlowSubscribers:
         assert fast_offsets == list(range(1, 401))
         await hub.publish("room", "live again")
         assert read(await client.recv())[1] == "live again"
+        assert hub.stats.catch_ups > 0
+        catch_up_reads = [args for args in reads if args[1] is not None]
+        assert bool(catch_up_reads) is (cache == 0)
         await client.close()
         await fast.close()
 
@@ -291,6 +306,32 @@ class TestSlowSubscribers:
         # The skipped ones are gone, and the gap shows in the offsets.
         assert offsets != list(range(1, 402)) and offsets == sorted(offsets)
         await client.close()
+
+
+def test_recent_publications_kept_for_catching_up_are_bounded():
+    from websockets_lite.pubsub.hub import Topic
+
+    hub = Hub(history_size=50, catch_up_cache=1000)
+    topic = Topic("t")
+    for offset in range(1, 200):
+        hub._remember(topic, Position("e", offset), "x" * 30)
+    assert topic.recent_bytes == 30 * len(topic.recent) <= 1000
+    assert [entry[0].offset for entry in topic.recent] == list(range(167, 200))
+    topic.last = Position("e", 199)
+    assert hub._recent_after(topic, Position("e", 197)) == [
+        (Position("e", 198), "x" * 30), (Position("e", 199), "x" * 30)
+    ]
+    assert hub._recent_after(topic, Position("e", 199)) == []
+    assert hub._recent_after(topic, Position("e", 100)) is None  # dropped already
+    assert hub._recent_after(topic, Position("other", 198)) is None
+    hub._remember(topic, Position("new", 1), "y")  # a new epoch starts over
+    assert list(topic.recent) == [(Position("new", 1), "y")] and topic.recent_bytes == 1
+    few = Hub(history_size=10)
+    for offset in range(1, 100):
+        few._remember(topic, Position("new", offset + 1), "z")
+    assert len(topic.recent) == 10  # never more than the history holds
+    with pytest.raises(ValueError, match="catch_up_cache"):
+        Hub(catch_up_cache=-1)
 
 
 class TestPresence:

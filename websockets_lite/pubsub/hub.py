@@ -9,6 +9,7 @@ from the topic's history by its :class:`~websockets_lite.pubsub.Subscription`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import json
 import logging
@@ -117,10 +118,18 @@ class Topic:
     """A topic with local subscribers: who gets live messages (by formatter),
     who is catching up, and the latest position seen on the live feed."""
 
-    __slots__ = ("groups", "last", "name", "parked", "refill", "seen", "subscriptions")
+    __slots__ = (
+        "groups", "last", "name", "parked", "recent", "recent_bytes", "refill", "seen",
+        "subscriptions",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
+        #: The latest publications the feed brought, consecutive, of one
+        #: epoch: slow subscribers catch up from here without reading the
+        #: backend (bounded by the hub's ``catch_up_cache``).
+        self.recent: collections.deque[Entry] = collections.deque()
+        self.recent_bytes = 0
         self.groups: dict[Formatter | None, set[WebSocketLike]] = {}
         self.subscriptions: dict[WebSocketLike, Subscription] = {}
         self.parked: set[Subscription] = set()
@@ -169,6 +178,7 @@ class Hub:
         formatter: Formatter | None = None,
         outage_timeout: float = 30.0,
         catch_up_batch: int = 100,
+        catch_up_cache: int = 2**20,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
     ) -> None:
         if history_size is not None and (
@@ -184,6 +194,10 @@ class Hub:
             catch_up_batch < 1
         ):
             raise ValueError(f"catch_up_batch must be an int >= 1, not {catch_up_batch!r}")
+        if isinstance(catch_up_cache, bool) or not isinstance(catch_up_cache, int) or (
+            catch_up_cache < 0
+        ):
+            raise ValueError(f"catch_up_cache must be an int >= 0, not {catch_up_cache!r}")
         if formatter is not None and not callable(formatter):
             raise TypeError(f"formatter must be callable, not {type(formatter).__name__}")
         if backend is None:
@@ -197,6 +211,7 @@ class Hub:
         self.formatter = formatter
         self.outage_timeout = outage_timeout
         self.catch_up_batch = catch_up_batch
+        self.catch_up_cache = catch_up_cache
         self.logger = logger or default_logger
         #: Whether the backend is connected (always true in memory).
         self.available = True
@@ -440,6 +455,8 @@ class Hub:
     def _feed(self, state: Topic, position: Position, message: Data) -> None:
         """Deliver to the live subscribers: one broadcast per formatter. With
         history, those too slow to take it fall behind and catch up."""
+        if self.keeps_history and self.catch_up_cache:
+            self._remember(state, position, message)
         if state.parked:
             for subscription in list(state.parked):
                 subscription.feed_reached(position, before=True)
@@ -463,6 +480,39 @@ class Hub:
         if state.parked:
             for subscription in list(state.parked):
                 subscription.feed_reached(position, before=False)
+
+    def _remember(self, state: Topic, position: Position, message: Data) -> None:
+        """Keep the publication in the topic's recent ones, dropping the
+        oldest beyond ``catch_up_cache`` bytes or ``history_size`` entries."""
+        recent = state.recent
+        if recent:
+            last = recent[-1][0]
+            if last.epoch != position.epoch or last.offset + 1 != position.offset:
+                recent.clear()  # keep them consecutive, of one epoch
+                state.recent_bytes = 0
+        recent.append((position, message))
+        state.recent_bytes += len(message)
+        limit = self.backend.history_size
+        while recent and (state.recent_bytes > self.catch_up_cache or len(recent) > limit):
+            state.recent_bytes -= len(recent.popleft()[1])
+
+    @staticmethod
+    def _recent_after(state: Topic, cursor: Position) -> list[Entry] | None:
+        """The recent publications after ``cursor`` up to the feed's latest,
+        or ``None`` when they do not start right after it."""
+        recent = state.recent
+        if not recent:
+            return None
+        first = recent[0][0]
+        last = recent[-1][0]
+        if (
+            first.epoch != cursor.epoch
+            or last != state.last
+            or not first.offset - 1 <= cursor.offset <= last.offset
+        ):
+            return None
+        start = cursor.offset - first.offset + 1
+        return [recent[index] for index in range(start, len(recent))]
 
     def _start_refill(self, state: Topic) -> None:
         if state.refill is None or state.refill.done():

@@ -2,10 +2,12 @@
 
 A subscription is *live* while it gets the topic's messages through the
 hub's broadcast. It *catches up* when it resumes from a position, or when
-broadcast skipped it for being slow: it then reads the topic's history from
-its cursor (the last position it was sent) and sends it with ``send()``,
-which waits while its write buffer is full, so catching up never holds more
-than ``write_limit`` of pending data. Live messages meanwhile are not held
+broadcast skipped it for being slow: it then takes what it missed from its
+cursor (the last position it was sent), from the topic's recent
+publications that the hub keeps in memory when they reach back that far,
+else from the backend's history, and sends it as fast as its write buffer
+takes it (waiting while it is full, so catching up never holds more than
+``write_limit`` of pending data, plus one message). Live messages meanwhile are not held
 for it: it will read them from the history too. When its cursor reaches the
 last position the live feed brought, it is live again (in the same step, so
 nothing slips between); when it got ahead of the feed (the history showed a
@@ -203,20 +205,29 @@ class Subscription:
         hub = self.hub
         state = self._state
         assert state is not None
+        ws = self.ws
         while True:
             cursor = self._cursor
             assert cursor is not None
-            latest, entries = await hub.backend.read(self.topic, cursor, hub.catch_up_batch)
-            if not covers(cursor, latest, entries):
-                if cause == "resume":
-                    self._go_live()
-                return False
+            entries = hub._recent_after(state, cursor)
+            if entries is None:
+                latest, entries = await hub.backend.read(self.topic, cursor, hub.catch_up_batch)
+                if not covers(cursor, latest, entries):
+                    if cause == "resume":
+                        self._go_live()
+                    return False
+                more = bool(entries) and entries[-1][0] != latest
+            else:
+                more = False
             for position, message in entries:
                 if self.formatter is not None:
                     message = self.formatter(self.topic, position, message)
-                await self.ws.send(message)
+                # As much as the write buffer takes now, in one write per
+                # loop iteration; then send() waits until it drains.
+                if not ws.send_nowait(message):
+                    await ws.send(message)
                 self._cursor = position
-            if entries and entries[-1][0] != latest:
+            if more:
                 continue  # more in the history than one batch
             # Caught up with what the history held: join the live feed at
             # once if it is where we are, wait for it if it lags behind.
