@@ -916,9 +916,12 @@ async def test_broadcast_text_argument() -> None:
 
 async def test_broadcast_raise_exceptions_for_slow_connections() -> None:
     # write_limit=1: once a message waits in a connection's buffer, the next
-    # one does not fit; websockets would buffer it, the core skips it.
+    # one does not fit; websockets would buffer it, the core skips it. The
+    # first message of a loop iteration goes straight to the socket; the
+    # second waits (corked) until the iteration ends.
     async with clients(2, write_limit=1) as (connected, peers):
         broadcast(connected, "first")
+        broadcast(connected, "second")
         broadcast(connected, "skipped")  # quietly, by default
         with pytest.raises(ExceptionGroup) as caught:
             broadcast(connected, "skipped too", raise_exceptions=True)
@@ -928,7 +931,7 @@ async def test_broadcast_raise_exceptions_for_slow_connections() -> None:
         await asyncio.sleep(0.05)  # the buffers drain
         broadcast(connected, "last", raise_exceptions=True)
         for peer in peers:
-            assert [await peer.recv(), await peer.recv()] == ["first", "last"]
+            assert [await peer.recv() for _ in range(3)] == ["first", "second", "last"]
 
 
 async def test_broadcast_raise_exceptions_while_sending_fragments(

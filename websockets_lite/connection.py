@@ -609,9 +609,36 @@ class Connection(asyncio.BufferedProtocol):
         :doc:`/topics/performance`). Any other write on the connection goes
         after them.
         """
-        protocol = self.protocol
-        if protocol.state is not _OPEN or self._fragmenting is not None:
+        if self.protocol.state is not _OPEN or self._fragmenting is not None:
             return False
+        flusher = self._flusher
+        if (
+            frame is not None
+            and self._cork is None
+            and self._epoch != flusher.epoch
+            and not flusher.burst
+            and self.shares_frames
+        ):
+            # The common case, kept short: the first broadcast of this loop
+            # iteration, framed once for every connection, written now.
+            transport = self.transport
+            size = len(frame)
+            buffered = transport.get_write_buffer_size()
+            if buffered and buffered + size > self.write_limit:
+                return False
+            self._epoch = flusher.epoch
+            if not flusher.scheduled:
+                flusher.arm(self.loop)
+            self.messages_out += 1
+            self.broadcasts_sent += 1
+            self.bytes_out += size
+            transport.write(frame)
+            return True
+        return self._send_corked(message, frame)
+
+    def _send_corked(self, message: DataLike, frame: bytes | None) -> bool:
+        """send_nowait() when the frame is corked, or framed here."""
+        protocol = self.protocol
         if frame is not None and self.shares_frames:
             size = len(frame)
         else:
