@@ -5,9 +5,10 @@
 
 Libraries: websockets_lite, websockets (asyncio API), aiohttp, wsproto-raw
 (a minimal asyncio.BufferedProtocol + wsproto echo: no queue, no limits, no
-safety: the ceiling of the parser websockets_lite builds on), picows (a
-Cython library with a frame-level API; no compression), fast (the common
-client for fanout: it parses unmasked server frames itself). Set
+safety: the ceiling of the parser websockets_lite builds on), raw (asyncio
+with no library at all, bench/raw.py: the limit), picows (a Cython library
+with a frame-level API; no compression), fast (the common client for
+fanout: it parses unmasked server frames itself). Set
 BENCH_UVLOOP=1 to run on uvloop. Compression is off everywhere, except in
 the idle-mem scenario with BENCH_COMPRESSION=deflate.
 """
@@ -37,9 +38,14 @@ COMPRESSION = os.environ.get("BENCH_COMPRESSION") or None
 MAX = 64 * 2**20
 
 
+#: The scenario this process runs (set by main()).
+SCENARIO = ""
+
+
 def mode(scenario: str) -> str:
     """What the server does: echo, sink (count, answer "end"), or fanout."""
-    return {"stream64": "sink", "stream16k": "sink", "fanout": "fanout"}.get(scenario, "echo")
+    return {"stream64": "sink", "stream16k": "sink", "fanout": "fanout",
+            "fanout-tick": "fanout"}.get(scenario, "echo")
 
 
 class Fanout:
@@ -54,11 +60,14 @@ class Fanout:
 
     async def go(self) -> None:
         message = b"m" * 64
+        # fanout: bursts of 20 broadcasts per loop iteration; fanout-tick: one
+        # per iteration, as a server that broadcasts each event as it comes.
+        burst = 1 if SCENARIO == "fanout-tick" else 20
         for i in range(FANOUT_MESSAGES):
             result = self.broadcast(self.connections, message)
             if asyncio.iscoroutine(result):
                 await result
-            if i % 20 == 19:
+            if i % burst == burst - 1:
                 await asyncio.sleep(0)  # let the transports flush, as a real server would
         for connection in list(self.connections):
             await self.send_end(connection)
@@ -407,6 +416,51 @@ def connect_raw(url: str) -> Any:
     return RawConnect(url)
 
 
+# raw: asyncio with no library, pre-framed bytes (bench/raw.py) -----------------------
+
+
+async def serve_asyncio_raw(scenario: str, ready: Callable[[int], None]) -> None:
+    from raw import RawServer, frame
+
+    def broadcast(connections: list[Any], message: bytes) -> None:
+        data = frame(0x2, message)  # one frame for all, one write per connection
+        for connection in connections:
+            connection.transport.write(data)
+
+    async def send_end(connection: Any) -> None:
+        connection.transport.write(frame(0x1, b"end"))
+
+    fanout = Fanout(broadcast, send_end)
+    kind = mode(scenario)
+
+    def on_message(connection: Any, opcode: int, payload: bytes) -> None:
+        if kind == "echo":
+            connection.transport.write(frame(opcode, payload))
+        elif kind == "sink":
+            if opcode == 0x1 and payload == b"end":
+                connection.transport.write(frame(0x1, str(connection.count).encode()))
+            else:
+                connection.count += 1
+        elif payload == b"go":
+            fanout.task = asyncio.ensure_future(fanout.go())
+
+    def on_open(connection: Any) -> None:
+        if kind == "fanout":
+            fanout.connections.append(connection)
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: RawServer(on_message, on_open), "127.0.0.1", 0,
+                                      backlog=2048)
+    ready(server.sockets[0].getsockname()[1])
+    await server.serve_forever()
+
+
+def connect_asyncio_raw(url: str) -> Any:
+    from raw import RawConnect
+
+    return RawConnect(url)
+
+
 # picows: a Cython WebSocket library with a frame-level API ---------------------------
 
 
@@ -686,9 +740,11 @@ async def client_fanout_fast(url: str) -> dict[str, Any]:
 
 
 SERVERS = {"websockets_lite": serve_lite, "websockets": serve_websockets,
-           "aiohttp": serve_aiohttp, "wsproto-raw": serve_raw, "picows": serve_picows}
+           "aiohttp": serve_aiohttp, "wsproto-raw": serve_raw, "picows": serve_picows,
+           "raw": serve_asyncio_raw}
 CONNECTS = {"websockets_lite": connect_lite, "websockets": connect_websockets,
-            "aiohttp": connect_aiohttp, "wsproto-raw": connect_raw, "picows": connect_picows}
+            "aiohttp": connect_aiohttp, "wsproto-raw": connect_raw, "picows": connect_picows,
+            "raw": connect_asyncio_raw}
 
 
 async def run_client(library: str, scenario: str, url: str) -> dict[str, Any]:
@@ -707,7 +763,9 @@ async def run_client(library: str, scenario: str, url: str) -> dict[str, Any]:
 
 
 def main() -> None:
+    global SCENARIO
     role, library, scenario = sys.argv[1:4]
+    SCENARIO = scenario
     # Peers log every connection a benchmark client drops: not news here.
     logging.disable(logging.ERROR)
     if os.environ.get("BENCH_UVLOOP"):

@@ -29,9 +29,11 @@ from typing import Any
 
 HERE = Path(__file__).parent
 PEERS = str(HERE / "peers.py")
-LIBRARIES = ["websockets", "websockets_lite", "aiohttp", "wsproto-raw", "picows"]
-SCENARIOS = ["rtt", "stream64", "stream16k", "large", "fanout", "fanout-fast",
+LIBRARIES = ["websockets", "websockets_lite", "aiohttp", "wsproto-raw", "picows", "raw"]
+SCENARIOS = ["rtt", "stream64", "stream16k", "large", "fanout", "fanout-fast", "fanout-tick",
              "connect", "idle-mem", "idle-mem-deflate"]
+#: Scenarios where every server gets the same fast client (bench/peers.py).
+FAST_CLIENT = {"fanout-fast": "fanout", "fanout-tick": "fanout-tick"}
 LOWER_IS_BETTER = {"idle-mem", "idle-mem-deflate"}
 QUICK = {"BENCH_RTT_SECONDS": "1", "BENCH_STREAM64": "10000", "BENCH_STREAM16K": "1000",
          "BENCH_LARGE": "4", "BENCH_FANOUT_CLIENTS": "100", "BENCH_FANOUT_MESSAGES": "200",
@@ -57,8 +59,8 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 
 def run_client_server(library: str, scenario: str, env: dict[str, str]) -> dict[str, Any]:
-    client = "fast" if scenario == "fanout-fast" else library
-    base = "fanout" if scenario == "fanout-fast" else scenario
+    client = "fast" if scenario in FAST_CLIENT else library
+    base = FAST_CLIENT.get(scenario, scenario)
     server, port = start_server(library, base, env)
     try:
         result = subprocess.run(
@@ -177,6 +179,21 @@ def main() -> None:
             "ratios_to_websockets": ratios,
             "runs": {library: extras[(scenario, library)] for library in libraries},
         }
+    if "websockets_lite" in libraries:
+        print()
+        print("websockets_lite against each peer (its value / the peer's; above 1 is better)")
+        peers = [library for library in libraries if library != "websockets_lite"]
+        print(f"{'scenario':18} " + " ".join(f"{library:>12}" for library in peers))
+        for scenario in scenarios:
+            ours = medians[(scenario, "websockets_lite")]
+            cells = []
+            for library in peers:
+                theirs = medians[(scenario, library)]
+                ratio = theirs / ours if scenario in LOWER_IS_BETTER else ours / theirs
+                cells.append(f"{ratio:11.2f}x")
+            print(f"{scenario:18} " + " ".join(cells))
+            table[scenario]["websockets_lite_against"] = dict(
+                zip(peers, (float(cell[:-1]) for cell in cells), strict=True))
     if args.json:
         Path(args.json).write_text(json.dumps(table, indent=2))
 
