@@ -372,6 +372,22 @@ class TestLongFrames:
         assert server.close_sent.code == 1002
 
 
+def test_large_messages_are_framed_in_two_parts():
+    client, server = handshake(max_message_size=2**23)
+    text, data = "é" * 2**20, bytes(range(256)) * 2**12
+    assert server.send_parts("small") is None and server.send_parts(b"x" * 1000) is None
+    for message in (text, data, bytearray(data), memoryview(data)):
+        parts = server.send_parts(message)
+        assert len(parts) == 2
+        if isinstance(message, str):
+            assert b"".join(parts) == server.send_text(message)
+        else:
+            assert b"".join(parts) == server.send_binary(message)
+        # Masked by a client: the server reads the same message back.
+        server.receive_data(b"".join(client.send_parts(message)))
+        assert drain(server) == [message if isinstance(message, str) else data]
+
+
 class TestMaskers:
     def test_every_masker_agrees(self):
         from websockets_lite.protocol import frames

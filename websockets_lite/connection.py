@@ -571,6 +571,15 @@ class Connection(asyncio.BufferedProtocol):
         protocol = self.protocol
         if protocol.state is not _OPEN:
             await self._raise_closed()
+        if isinstance(message, (str, bytes, bytearray, memoryview)) and (
+            parts := protocol.send_parts(message)
+        ):
+            self.messages_out += 1
+            for part in parts:
+                self._write(part)
+            if self._write_flow.paused or self.transport.is_closing():
+                await self._drain()
+            return
         if isinstance(message, str):
             data = protocol.send_text(message)
         elif isinstance(message, (bytes, bytearray, memoryview)):

@@ -12,7 +12,7 @@ from ..close import MAX_CLOSE_REASON, Close, CloseCode
 from ..typing import BytesLike
 
 __all__ = [
-    "MASKER", "MAX_CLOSE_REASON", "encode_frame", "frame", "long_frame", "mask",
+    "MASKER", "MAX_CLOSE_REASON", "encode_frame", "frame", "frame_parts", "long_frame", "mask",
     "simple_message", "walk_frames",
 ]
 
@@ -81,6 +81,20 @@ def frame(first: int, payload: bytes, masked: bool) -> bytes:
         return header + payload
     key = os.urandom(4)
     return header + key + mask(payload, key)
+
+
+def frame_parts(first: int, payload: bytes | bytearray | memoryview, masked: bool) -> list[bytes]:
+    """The same frame as :func:`frame`, as its header and its payload, for
+    two writes: a long payload is not copied once more to join them."""
+    size = len(payload)
+    bit = 0x80 if masked else 0
+    if size < 65536:
+        return [frame(first, bytes(payload), masked)]
+    header = _pack_long(first, 127 | bit, size)
+    if not masked:
+        return [header, payload if isinstance(payload, bytes) else bytes(payload)]
+    key = os.urandom(4)
+    return [header + key, mask(payload, key)]
 
 
 def encode_frame(message: str | bytes | bytearray | memoryview) -> bytes:

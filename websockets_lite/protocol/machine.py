@@ -25,6 +25,7 @@ from .frames import (
     _close,
     _truncate,
     frame,
+    frame_parts,
     long_frame,
     mask,
     simple_message,
@@ -33,7 +34,11 @@ from .frames import (
 from .handshake import MAX_HANDSHAKE_SIZE, Handshake, _closed_during_handshake
 from .state import Fragment, Pong, Side, State
 
-__all__ = ["MAX_PONG_BYTES", "Protocol"]
+__all__ = ["LARGE_MESSAGE", "MAX_PONG_BYTES", "Protocol"]
+
+#: Messages this long (in characters or bytes) are written as two pieces,
+#: header and payload, rather than copied once more into one frame.
+LARGE_MESSAGE = 2**20
 
 #: Most bytes of automatic pongs queued between two calls of data_to_send();
 #: beyond it pongs are held like while the write buffer is full.
@@ -537,6 +542,16 @@ class Protocol(Handshake):
             return frame(0x82, bytes(data), self._masked)
         assert self._proto is not None
         return bytes(self._proto.send_data(bytes(data)))
+
+    def send_parts(self, data: str | bytes | bytearray | memoryview) -> list[bytes] | None:
+        """The frame of a complete message of 1 MiB or more as its header and
+        its payload, to write apart (see frames.frame_parts); ``None`` for
+        shorter messages, or when wsproto frames them (compression)."""
+        if not self._own_framing or len(data) < LARGE_MESSAGE:
+            return None
+        if isinstance(data, str):
+            return frame_parts(0x81, data.encode(), self._masked)
+        return frame_parts(0x82, data, self._masked)
 
     def send_fragment(self, data: str | bytes | bytearray | memoryview, fin: bool) -> bytes:
         """Return one frame of a fragmented message; ``fin`` marks the last one.
