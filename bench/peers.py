@@ -63,6 +63,7 @@ class Fanout:
         # fanout: bursts of 20 broadcasts per loop iteration; fanout-tick: one
         # per iteration, as a server that broadcasts each event as it comes.
         burst = 1 if SCENARIO == "fanout-tick" else 20
+        cpu = time.process_time()
         for i in range(FANOUT_MESSAGES):
             result = self.broadcast(self.connections, message)
             if asyncio.iscoroutine(result):
@@ -71,6 +72,8 @@ class Fanout:
                 await asyncio.sleep(0)  # let the transports flush, as a real server would
         for connection in list(self.connections):
             await self.send_end(connection)
+        # The server's CPU for the whole broadcast, read by bench/run.py.
+        print(f"CPU {time.process_time() - cpu}", flush=True)
 
 
 def handler_for(scenario: str, fanout: Fanout) -> Callable[[Any], Awaitable[None]]:
@@ -762,8 +765,18 @@ async def run_client(library: str, scenario: str, url: str) -> dict[str, Any]:
     return await client_fanout(connect, url)
 
 
+def use_other_copy() -> None:
+    """BENCH_LITE_PATH=DIR measures the websockets_lite found in DIR (a
+    worktree of another commit, say) instead of the installed one."""
+    path = os.environ.get("BENCH_LITE_PATH")
+    if path:
+        sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+        sys.path.insert(0, path)
+
+
 def main() -> None:
     global SCENARIO
+    use_other_copy()
     role, library, scenario = sys.argv[1:4]
     SCENARIO = scenario
     # Peers log every connection a benchmark client drops: not news here.

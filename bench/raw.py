@@ -136,6 +136,15 @@ class RawClient(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.opened = loop.create_future()
         self.closed = loop.create_future()
+        self.writable: asyncio.Future[None] | None = None
+
+    def pause_writing(self) -> None:
+        self.writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
+        self.writable = None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -169,12 +178,15 @@ class RawClient(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
+        self.resume_writing()
 
     async def send(self, data: str | bytes) -> None:
         if isinstance(data, str):
             self.transport.write(frame(0x1, data.encode(), mask=True))
         else:
             self.transport.write(frame(0x2, data, mask=True))
+        if self.writable is not None:  # flow control, as every client has
+            await self.writable
 
     async def recv(self) -> str | bytes:
         while not self.messages:

@@ -67,11 +67,22 @@ def run_client_server(library: str, scenario: str, env: dict[str, str]) -> dict[
             [sys.executable, PEERS, "client", client, base, f"ws://127.0.0.1:{port}/"],
             capture_output=True, text=True, env=env, timeout=600,
         )
+        cpu = None
+        if result.returncode == 0 and base.startswith("fanout"):
+            assert server.stdout is not None
+            line = server.stdout.readline()  # "CPU seconds", once the broadcast is over
+            if line.startswith("CPU "):
+                cpu = float(line.split()[1])
     finally:
         stop(server)
     if result.returncode != 0:
         raise RuntimeError(f"{library} {scenario}: {result.stderr.strip()[-500:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    outcome: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    if cpu is not None:
+        deliveries = int(env.get("BENCH_FANOUT_CLIENTS", "500")) * int(
+            env.get("BENCH_FANOUT_MESSAGES", "1000"))
+        outcome["server_us_per_delivery"] = cpu / deliveries * 1e6
+    return outcome
 
 
 def rss_kib(pid: int) -> int:
@@ -194,6 +205,18 @@ def main() -> None:
             print(f"{scenario:18} " + " ".join(cells))
             table[scenario]["websockets_lite_against"] = dict(
                 zip(peers, (float(cell[:-1]) for cell in cells), strict=True))
+    fanouts = [scenario for scenario in scenarios if scenario.startswith("fanout")]
+    if fanouts:
+        print()
+        print("server CPU per delivery, µs (median; steadier than the rates on a shared machine)")
+        print(f"{'scenario':18} " + " ".join(f"{library:>16}" for library in libraries))
+        for scenario in fanouts:
+            cells = []
+            for library in libraries:
+                costs = [run["server_us_per_delivery"] for run in extras[(scenario, library)]
+                         if "server_us_per_delivery" in run]
+                cells.append(f"{statistics.median(costs):16.2f}" if costs else f"{'-':>16}")
+            print(f"{scenario:18} " + " ".join(cells))
     if args.json:
         Path(args.json).write_text(json.dumps(table, indent=2))
 
