@@ -164,6 +164,9 @@ class Hub:
     what its topics missed, and ``subscribe(..., since=position)`` resumes
     where a client left off. ``formatter(topic, position, message)`` (here
     or per subscription) lets each delivered message carry its position.
+    Catching up reads ``catch_up_batch`` entries of history at a time, and
+    first looks in the topic's latest publications that the hub keeps in
+    memory (``catch_up_cache`` bytes per topic; 0: always the backend).
 
     The backend starts on first use (or in ``async with hub``); :meth:`close`
     stops it.
