@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
 
 import pytest
 
@@ -315,8 +316,9 @@ def test_recent_publications_kept_for_catching_up_are_bounded():
     topic = Topic("t")
     for offset in range(1, 200):
         hub._remember(topic, Position("e", offset), "x" * 30)
-    assert topic.recent_bytes == 30 * len(topic.recent) <= 1000
-    assert [entry[0].offset for entry in topic.recent] == list(range(167, 200))
+    size = sys.getsizeof("x" * 30)  # what each one takes in memory
+    assert topic.recent_bytes == size * len(topic.recent) <= 1000
+    assert [entry[0].offset for entry in topic.recent] == list(range(200 - 1000 // size, 200))
     topic.last = Position("e", 199)
     assert hub._recent_after(topic, Position("e", 197)) == [
         (Position("e", 198), "x" * 30), (Position("e", 199), "x" * 30)
@@ -325,7 +327,12 @@ def test_recent_publications_kept_for_catching_up_are_bounded():
     assert hub._recent_after(topic, Position("e", 100)) is None  # dropped already
     assert hub._recent_after(topic, Position("other", 198)) is None
     hub._remember(topic, Position("new", 1), "y")  # a new epoch starts over
-    assert list(topic.recent) == [(Position("new", 1), "y")] and topic.recent_bytes == 1
+    assert list(topic.recent) == [(Position("new", 1), "y")]
+    assert topic.recent_bytes == sys.getsizeof("y")
+    wide = "\N{GRINNING FACE}" * 200  # 200 characters, 800 bytes of memory
+    for offset in range(2, 5):
+        hub._remember(topic, Position("new", offset), wide)
+    assert [entry[0].offset for entry in topic.recent] == [4]
     few = Hub(history_size=10)
     for offset in range(1, 100):
         few._remember(topic, Position("new", offset + 1), "z")

@@ -319,6 +319,55 @@ class TestLongFrames:
         data = client.send_text(text)
         assert self.feed(server, data, 1001) == [text]
 
+    @pytest.mark.parametrize("text", [False, True])
+    def test_tiny_reads_take_no_more_memory_than_the_payload(self, text):
+        # A peer may send a long frame a few bytes at a time: what is held
+        # stays about the payload's size, not one object per read.
+        import tracemalloc
+
+        client, server = handshake(max_message_size=2**21)
+        message = "é€😀x" * 20_000 if text else bytes(range(256)) * 800
+        data = client.send_text(message) if text else client.send_binary(message)
+        payload = len(data) - 14
+        events = []
+        tracemalloc.start()
+        try:
+            for start in range(0, len(data), 7):
+                server.receive_data(data[start : start + 7])
+                events += drain(server)
+                if server._long is not None:
+                    assert server.buffered_bytes() <= min(start + 7, payload)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert events == [message]
+        assert peak < 3 * payload + 2**17, (peak, payload)
+
+    @pytest.mark.parametrize("text", [False, True])
+    def test_tiny_reads_then_a_stream(self, text):
+        client, server = handshake(max_message_size=2**21)
+        message = "é€😀x" * 10_000 if text else bytes(range(256)) * 400
+        data = client.send_text(message) if text else client.send_binary(message)
+        for start in range(0, 70_007, 7):  # over _GATHERED: some pieces made, some gathered
+            server.receive_data(data[start : start + 7])
+        assert drain(server) == []
+        server.stream_next = True
+        server.receive_data(data[70_007:])
+        pieces = drain(server)
+        assert [piece.last for piece in pieces] == [True]
+        assert pieces[0].data == message
+        assert server._long is None and server.buffered_bytes() == 0
+
+    def test_a_whole_message_answers_a_stream_request(self):
+        client, server = handshake(max_message_size=2**21)
+        server.stream_next = True
+        server.receive_data(client.send_binary(b"whole"))
+        assert drain(server) == [b"whole"] and not server.stream_next
+        data = client.send_binary(b"x" * 100_000)
+        server.receive_data(data[:50_000])
+        server.receive_data(data[50_000:])
+        assert drain(server) == [b"x" * 100_000]  # not streamed: nobody asked
+
     def test_client_side_reads_unmasked_frames(self):
         client, server = handshake(max_message_size=2**21)
         payload = b"z" * 300_000
@@ -386,6 +435,23 @@ def test_large_messages_are_framed_in_two_parts():
         # Masked by a client: the server reads the same message back.
         server.receive_data(b"".join(client.send_parts(message)))
         assert drain(server) == [message if isinstance(message, str) else data]
+
+
+def test_large_memoryviews_are_framed_by_their_size_in_bytes():
+    import array
+
+    client, server = handshake(max_message_size=2**24)
+    numbers = array.array("d", range(2**17))  # 1 MiB, 8 bytes an item
+    raw = numbers.tobytes()
+    square = memoryview(raw).cast("B", (2**10, 2**10))
+    for view in (memoryview(numbers), memoryview(bytes(2**21))[::2], square):
+        expected = bytes(view)
+        for sender, receiver in ((client, server), (server, client)):
+            parts = sender.send_parts(view)
+            header = 14 if sender is client else 10
+            assert parts is not None and sum(map(len, parts)) == len(expected) + header
+            receiver.receive_data(b"".join(parts))
+            assert drain(receiver) == [expected]
 
 
 class TestMaskers:

@@ -652,7 +652,10 @@ class Connection(asyncio.BufferedProtocol):
             size = len(frame)
         else:
             frame = None
-            size = len(message.encode()) if isinstance(message, str) else len(message)
+            if isinstance(message, str):
+                size = len(message.encode())
+            else:
+                size = message.nbytes if isinstance(message, memoryview) else len(message)
         cork = self._cork
         transport = self.transport
         buffered = transport.get_write_buffer_size()

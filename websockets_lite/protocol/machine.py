@@ -43,6 +43,10 @@ LARGE_MESSAGE = 2**20
 #: Most bytes of automatic pongs queued between two calls of data_to_send();
 #: beyond it pongs are held like while the write buffer is full.
 MAX_PONG_BYTES = 16 * 1024
+#: A long frame's reads shorter than this are gathered until there are
+#: _GATHERED bytes of them (see _LongFrame.small).
+_SHORT_READ = 4096
+_GATHERED = 65536
 
 _TEXT, _BINARY, _PING, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG
 _CLOSED = State.CLOSED
@@ -54,16 +58,22 @@ class _LongFrame:
     frames.long_frame): whole messages in one frame, the common case of
     large messages, without wsproto's per-chunk costs."""
 
-    __slots__ = ("decoder", "held", "key", "left", "pieces")
+    __slots__ = ("decoder", "held", "key", "left", "length", "pieces", "small")
 
     def __init__(self, length: int, key: bytes | None, text: bool) -> None:
+        self.length = length
         self.left = length  # payload bytes still to come
         self.key = key  # the masking key, rotated to where the next byte falls
         self.decoder = _Utf8Decoder() if text else None
         # What arrived so far (str or bytes pieces), or None once the pieces
         # go through Protocol._assemble (a stream, or a message skipped).
         self.pieces: list[str] | list[bytes] | None = []
-        self.held = 0  # payload bytes in pieces (the read-side bound's share)
+        # Short reads, unmasked (and for text checked as UTF-8), gathered
+        # before they become a piece: a piece object costs about 40 bytes, so
+        # a frame arriving a few bytes at a time would otherwise take many
+        # times its size in memory.
+        self.small = bytearray()
+        self.held = 0  # payload bytes in pieces and small (the read-side bound's share)
 
 
 class Protocol(Handshake):
@@ -282,6 +292,7 @@ class Protocol(Handshake):
             assert unparsed is not None
             message = simple_message(unparsed, self._masked, self.max_message_size)
             if message is not None:
+                self.stream_next = False  # a whole message answers a stream asked for
                 if not unparsed:
                     self._parser = None
                 return message
@@ -359,12 +370,15 @@ class Protocol(Handshake):
                         long.key = key[turn:] + key[:turn]
                 part.release()
         del unparsed[:size]
+        began = long.left < long.length  # some payload came before this
         long.left -= size
         last = not long.left
         if last:
             self._long = None
         if self._discard_data:
             return None
+        pieces = long.pieces
+        collecting = pieces is not None and not (self.stream_next or self._streaming or self._skip)
         piece: str | bytes = data
         if long.decoder is not None:
             try:
@@ -374,10 +388,24 @@ class Protocol(Handshake):
                 self.fail(CloseCode.INVALID_DATA, reason)
                 self.peer_error = self.close_sent or _close(CloseCode.INVALID_DATA, reason)
                 return None
-        pieces = long.pieces
-        if pieces is not None and not (self.stream_next or self._streaming or self._skip):
-            pieces.append(piece)  # type: ignore[arg-type]  # all str or all bytes
-            long.held += size
+        small = long.small
+        if collecting and not last and size < _SHORT_READ:
+            gathered = piece.encode() if isinstance(piece, str) else piece  # valid UTF-8 now
+            small += gathered
+            long.held += len(gathered)
+            if len(small) < _GATHERED:
+                return None
+            size = 0
+        if small:  # what was gathered goes first, as a piece of its own
+            assert pieces is not None  # gathered only while collecting
+            before = bytes(small)
+            small.clear()
+            pieces.append(before.decode() if long.decoder is not None else before)  # type: ignore[arg-type]
+        if collecting:
+            assert pieces is not None
+            if size:
+                pieces.append(piece)  # type: ignore[arg-type]  # all str or all bytes
+                long.held += size
             if not last:
                 return None
             if long.decoder is not None:
@@ -386,7 +414,7 @@ class Protocol(Handshake):
         if pieces is not None:  # a stream starts midway: what came so far first
             long.pieces = None
             long.held = 0
-            if pieces:
+            if began:
                 self._partial = bytearray()
                 self._partial_text = long.decoder is not None
                 for earlier in pieces:
@@ -408,7 +436,9 @@ class Protocol(Handshake):
         ):
             return self._stream(data, frame_finished, message_finished)
         if message_finished and self._partial is None:
-            # The whole message arrived in one piece: the common, fast case.
+            # The whole message arrived in one piece: the common, fast case
+            # (and the answer to a stream asked for).
+            self.stream_next = False
             if isinstance(data, bytes) or data.isascii():
                 size = len(data)
             else:
@@ -547,10 +577,20 @@ class Protocol(Handshake):
         """The frame of a complete message of 1 MiB or more as its header and
         its payload, to write apart (see frames.frame_parts); ``None`` for
         shorter messages, or when wsproto frames them (compression)."""
-        if not self._own_framing or len(data) < LARGE_MESSAGE:
+        if not self._own_framing:
             return None
         if isinstance(data, str):
+            if len(data) < LARGE_MESSAGE:
+                return None
             return frame_parts(0x81, data.encode(), self._masked)
+        if isinstance(data, memoryview):
+            if data.nbytes < LARGE_MESSAGE:
+                return None
+            if data.itemsize != 1 or data.ndim != 1 or not data.contiguous:
+                # Framed by its size in bytes, not its count of items.
+                data = data.cast("B") if data.c_contiguous else bytes(data)
+        elif len(data) < LARGE_MESSAGE:
+            return None
         return frame_parts(0x82, data, self._masked)
 
     def send_fragment(self, data: str | bytes | bytearray | memoryview, fin: bool) -> bytes:

@@ -13,6 +13,7 @@ import collections
 import dataclasses
 import json
 import logging
+import sys
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -486,7 +487,9 @@ class Hub:
 
     def _remember(self, state: Topic, position: Position, message: Data) -> None:
         """Keep the publication in the topic's recent ones, dropping the
-        oldest beyond ``catch_up_cache`` bytes or ``history_size`` entries."""
+        oldest beyond ``catch_up_cache`` bytes or ``history_size`` entries.
+        Sizes are what the message objects take in memory (a ``str`` of
+        non-ASCII text takes up to 4 bytes a character)."""
         recent = state.recent
         if recent:
             last = recent[-1][0]
@@ -494,10 +497,10 @@ class Hub:
                 recent.clear()  # keep them consecutive, of one epoch
                 state.recent_bytes = 0
         recent.append((position, message))
-        state.recent_bytes += len(message)
+        state.recent_bytes += sys.getsizeof(message)
         limit = self.backend.history_size
         while recent and (state.recent_bytes > self.catch_up_cache or len(recent) > limit):
-            state.recent_bytes -= len(recent.popleft()[1])
+            state.recent_bytes -= sys.getsizeof(recent.popleft()[1])
 
     @staticmethod
     def _recent_after(state: Topic, cursor: Position) -> list[Entry] | None:
