@@ -430,21 +430,7 @@ class Connection(asyncio.BufferedProtocol):
             return received
         if self._recv_waiter is not None or self._streaming:
             raise ConcurrencyError("another coroutine is already receiving from this connection")
-        messages = self._read_flow.messages
-        while not messages:
-            # Once the protocol is CLOSED both close frames are known for good
-            # (or the connection failed): no need to wait for TCP to end.
-            if self._closed():
-                raise self._closed_exc()
-            waiter = self._recv_waiter = self.loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._recv_waiter = None
-        message: Data | Fragment = self._read_flow.take()
-        if self._stalled and len(messages) <= self._read_flow.size:
-            self._stalled = False
-            self._process()
+        message = await self._next_item()
         if type(message) is Fragment:
             return await self._join(message)
         return message  # type: ignore[return-value]  # not a Fragment
@@ -466,8 +452,12 @@ class Connection(asyncio.BufferedProtocol):
         return b"".join(parts)  # type: ignore[arg-type]
 
     async def _next_item(self) -> Data | Fragment:
+        """The next message or streamed piece, waiting for one; resumes
+        reading once the queue has room."""
         messages = self._read_flow.messages
         while not messages:
+            # Once the protocol is CLOSED both close frames are known for good
+            # (or the connection failed): no need to wait for TCP to end.
             if self._closed():
                 raise self._closed_exc()
             waiter = self._recv_waiter = self.loop.create_future()
