@@ -4,13 +4,15 @@ websockets_lite.asgi (which hands it the native connection underneath).
 
     python compliance/uvicorn_echo.py PORT
 
-Limits are raised as the suite needs; keepalive is off. Prints
+Limits are raised as the suite needs (the fragment cap through a subclass
+of the protocol, as uvicorn has no option for it); keepalive is off. Prints
 ``LISTENING ws://127.0.0.1:PORT`` once ready.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 
 import uvicorn
@@ -19,6 +21,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from websockets_lite.asgi import accept
+from websockets_lite.uvicorn import WebSocketProtocol
 
 
 async def echo(websocket: WebSocket) -> None:
@@ -30,9 +33,15 @@ async def echo(websocket: WebSocket) -> None:
 app = Starlette(routes=[WebSocketRoute("/", echo)])
 
 
+class Protocol(WebSocketProtocol):
+    """9.* sends 4 MiB in 64-byte fragments: no cap on their count."""
+
+    max_fragments = math.inf
+
+
 async def main(port: int) -> None:
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, ws="websockets_lite.uvicorn:WebSocketProtocol",
+        app, host="127.0.0.1", port=port, ws=Protocol,
         ws_max_size=2**25, ws_max_queue=16, ws_ping_interval=None, log_level="warning",
         lifespan="off",
     )

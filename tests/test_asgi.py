@@ -47,7 +47,7 @@ async def start_uvicorn() -> AsyncIterator[Callable[..., Any]]:
     """Run uvicorn servers in this process, on 127.0.0.1, port 0."""
     servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
 
-    async def start(app: Any, ws: str = OURS, **config: Any) -> str:
+    async def start(app: Any, ws: Any = OURS, **config: Any) -> str:
         config.setdefault("log_level", "warning")
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=0, ws=ws, lifespan="off", **config)
@@ -305,6 +305,23 @@ class TestOurProtocol:
             await ws.recv()
         assert caught.value.code == 1012
         await asyncio.wait_for(task, 15)
+
+    async def test_settings_uvicorn_has_no_option_for_come_from_a_subclass(
+        self, start_uvicorn
+    ):
+        from websockets_lite.uvicorn import WebSocketProtocol
+
+        class FewFragments(WebSocketProtocol):
+            max_fragments = 3  # an iterable of 2 goes as 3 frames: the last one empty
+
+        uri = await start_uvicorn(asgi_apps.raw_app, ws=FewFragments)
+        async with connect(uri) as ws:
+            await ws.send(["a", "b"])
+            assert await ws.recv() == "ab"
+            await ws.send(["a", "b", "c"])
+            with pytest.raises(ConnectionClosedError) as caught:
+                await ws.recv()
+        assert caught.value.code == 1009 and "fragments" in caught.value.reason
 
     async def test_keepalive_from_the_command_line(self, start_uvicorn):
         uri = await start_uvicorn(asgi_apps.raw_app, ws_ping_interval=0.05, ws_ping_timeout=0.5)

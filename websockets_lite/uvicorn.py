@@ -36,9 +36,20 @@ __all__ = ["WebSocketProtocol"]
 
 
 class WebSocketProtocol(ASGIServerProtocol):
-    """The protocol uvicorn builds for each WebSocket upgrade (``--ws``)."""
+    """The protocol uvicorn builds for each WebSocket upgrade (``--ws``).
+
+    The settings uvicorn has no option for are class attributes: subclass
+    it to change them, and name the subclass in ``--ws``.
+    """
 
     __slots__ = ("config", "connections")
+
+    #: Most frames in one fragmented message (``max_fragments``).
+    max_fragments: float = LOW_LEVEL.max_fragments
+    #: Bytes buffered for writing before ``send()`` waits (``write_limit``).
+    write_limit: float = LOW_LEVEL.write_limit
+    #: Seconds the closing handshake may take (``disconnect_timeout``).
+    disconnect_timeout: float = 10
 
     def __init__(
         self,
@@ -57,7 +68,9 @@ class WebSocketProtocol(ASGIServerProtocol):
             # uvicorn takes 0 (as well as None) to mean no keepalive.
             ping_interval=config.ws_ping_interval or None,
             ping_timeout=config.ws_ping_timeout or None,
-            disconnect_timeout=10,
+            max_fragments=self.max_fragments,
+            write_limit=self.write_limit,
+            disconnect_timeout=self.disconnect_timeout,
         )
         super().__init__(
             config.loaded_app,
