@@ -4,9 +4,9 @@ websockets_lite.asgi (which hands it the native connection underneath).
 
     python compliance/uvicorn_echo.py PORT
 
-Limits are raised as the suite needs (the fragment cap through a subclass
-of the protocol, as uvicorn has no option for it); keepalive is off. Prints
-``LISTENING ws://127.0.0.1:PORT`` once ready.
+Limits are raised as the suite needs (the fragment cap through
+WebSocketProtocol.configure(), as uvicorn has no option for it); keepalive
+is off. Prints ``LISTENING ws://127.0.0.1:PORT`` once ready.
 """
 
 from __future__ import annotations
@@ -33,10 +33,8 @@ async def echo(websocket: WebSocket) -> None:
 app = Starlette(routes=[WebSocketRoute("/", echo)])
 
 
-class Protocol(WebSocketProtocol):
-    """9.* sends 4 MiB in 64-byte fragments: no cap on their count."""
-
-    max_fragments = math.inf
+# 9.* sends 4 MiB in 64-byte fragments: no cap on their count.
+Protocol = WebSocketProtocol.configure(max_fragments=math.inf)
 
 
 async def main(port: int) -> None:

@@ -306,15 +306,17 @@ class TestOurProtocol:
         assert caught.value.code == 1012
         await asyncio.wait_for(task, 15)
 
-    async def test_settings_uvicorn_has_no_option_for_come_from_a_subclass(
+    async def test_settings_uvicorn_has_no_option_for_come_from_configure(
         self, start_uvicorn
     ):
         from websockets_lite.uvicorn import WebSocketProtocol
 
-        class FewFragments(WebSocketProtocol):
-            max_fragments = 3  # an iterable of 2 goes as 3 frames: the last one empty
-
-        uri = await start_uvicorn(asgi_apps.raw_app, ws=FewFragments)
+        # Two fragments go as three frames: the last one empty.
+        few_fragments = WebSocketProtocol.configure(max_fragments=3)
+        assert few_fragments.configure(write_limit=10).settings == {
+            "max_fragments": 3, "write_limit": 10
+        }
+        uri = await start_uvicorn(asgi_apps.raw_app, ws=few_fragments)
         async with connect(uri) as ws:
             await ws.send(["a", "b"])
             assert await ws.recv() == "ab"
@@ -322,6 +324,11 @@ class TestOurProtocol:
             with pytest.raises(ConnectionClosedError) as caught:
                 await ws.recv()
         assert caught.value.code == 1009 and "fragments" in caught.value.reason
+
+        with pytest.raises(ValueError, match="max_fragments"):
+            WebSocketProtocol.configure(max_fragments=0)
+        with pytest.raises(TypeError):
+            WebSocketProtocol.configure(no_such_setting=1)
 
     async def test_keepalive_from_the_command_line(self, start_uvicorn):
         uri = await start_uvicorn(asgi_apps.raw_app, ws_ping_interval=0.05, ws_ping_timeout=0.5)

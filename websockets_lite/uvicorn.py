@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 from uvicorn.config import Config
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
@@ -38,18 +40,26 @@ __all__ = ["WebSocketProtocol"]
 class WebSocketProtocol(ASGIServerProtocol):
     """The protocol uvicorn builds for each WebSocket upgrade (``--ws``).
 
-    The settings uvicorn has no option for are class attributes: subclass
-    it to change them, and name the subclass in ``--ws``.
+    Settings uvicorn has no option for (``max_fragments``, ``write_limit``,
+    ``disconnect_timeout``) come from :meth:`configure`.
     """
 
     __slots__ = ("config", "connections")
 
-    #: Most frames in one fragmented message (``max_fragments``).
-    max_fragments: float = LOW_LEVEL.max_fragments
-    #: Bytes buffered for writing before ``send()`` waits (``write_limit``).
-    write_limit: float = LOW_LEVEL.write_limit
-    #: Seconds the closing handshake may take (``disconnect_timeout``).
-    disconnect_timeout: float = 10
+    #: Keyword arguments of :func:`~websockets_lite.serve` for the limits and
+    #: timeouts, applied over what uvicorn's options set.
+    settings: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+
+    @classmethod
+    def configure(cls, **settings: Any) -> type[WebSocketProtocol]:
+        """This protocol with limits or timeouts that uvicorn has no option
+        for (``max_fragments=65536``, ``write_limit=2**20``, ...), checked
+        now as :func:`~websockets_lite.serve` checks them. Name the result
+        in ``--ws``: ``Protocol = WebSocketProtocol.configure(...)`` in
+        ``myproject/ws.py``, then ``--ws myproject.ws:Protocol``."""
+        Options.build(LOW_LEVEL, **settings)
+        merged = MappingProxyType({**cls.settings, **settings})
+        return type(cls.__name__, (cls,), {"__slots__": (), "settings": merged})
 
     def __init__(
         self,
@@ -68,9 +78,8 @@ class WebSocketProtocol(ASGIServerProtocol):
             # uvicorn takes 0 (as well as None) to mean no keepalive.
             ping_interval=config.ws_ping_interval or None,
             ping_timeout=config.ws_ping_timeout or None,
-            max_fragments=self.max_fragments,
-            write_limit=self.write_limit,
-            disconnect_timeout=self.disconnect_timeout,
+            disconnect_timeout=10,
+            **self.settings,
         )
         super().__init__(
             config.loaded_app,
