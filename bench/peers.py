@@ -394,29 +394,10 @@ class RawClient(Inbox, asyncio.BufferedProtocol):
         await self.closed
 
 
-class RawConnect:
-    def __init__(self, url: str) -> None:
-        rest = url.split("://", 1)[1]
-        self.hostport, _, path = rest.partition("/")
-        self.path = "/" + path
-
-    async def __aenter__(self) -> RawClient:
-        host, port = self.hostport.split(":")
-        loop = asyncio.get_running_loop()
-        _, self.client = await loop.create_connection(
-            lambda: RawClient(self.hostport, self.path), host, int(port))
-        await self.client.opened
-        return self.client
-
-    def __await__(self) -> Any:
-        return self.__aenter__().__await__()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.client.close()
-
-
 def connect_raw(url: str) -> Any:
-    return RawConnect(url)
+    from raw import RawConnect
+
+    return RawConnect(url, RawClient)
 
 
 # raw: asyncio with no library, pre-framed bytes (bench/raw.py) -----------------------

@@ -200,16 +200,19 @@ class RawClient(asyncio.Protocol):
 
 
 class RawConnect:
-    """``connect(url)`` for the raw client: await it or use ``async with``."""
+    """``connect(url)`` for the raw client (or another ``client(hostport,
+    path)`` protocol with ``opened`` and ``close()``, as bench/peers.py's
+    wsproto one): await it or use ``async with``."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, client: Callable[[str, str], Any] | None = None) -> None:
         self.hostport, _, path = url.split("://", 1)[1].partition("/")
         self.path = "/" + path
+        self.factory = client or RawClient
 
-    async def __aenter__(self) -> RawClient:
+    async def __aenter__(self) -> Any:
         host, port = self.hostport.split(":")
         _, self.client = await asyncio.get_running_loop().create_connection(
-            lambda: RawClient(self.hostport, self.path), host, int(port))
+            lambda: self.factory(self.hostport, self.path), host, int(port))
         await self.client.opened
         return self.client
 
