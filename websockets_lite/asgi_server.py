@@ -13,7 +13,6 @@ connection in the ``"websockets_lite"`` extension, so that
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import urllib.parse
 from collections.abc import MutableMapping
@@ -25,7 +24,7 @@ from .exceptions import ConnectionClosed
 from .http import Headers, Request, Response
 from .options import Options
 from .protocol import State
-from .server import ServerProtocol
+from .server import ServerProtocol, offered_subprotocols
 
 __all__ = ["ASGIServerProtocol", "ClientDisconnected"]
 
@@ -49,8 +48,8 @@ class ASGIServerProtocol(ServerProtocol):
     """
 
     __slots__ = (
-        "_app_task", "_connect_sent", "_denial", "_disconnect", "app", "app_state",
-        "asgi_version", "default_headers", "root_path", "scope", "tasks",
+        "_connect_sent", "_denial", "_disconnect", "app", "app_state",
+        "asgi_version", "default_headers", "root_path", "scope",
     )
 
     def __init__(
@@ -69,10 +68,8 @@ class ASGIServerProtocol(ServerProtocol):
         self.app_state = app_state if app_state is not None else {}
         self.asgi_version = asgi_version
         self.root_path = root_path
-        self.tasks: set[asyncio.Task[None]] = set()
         self.default_headers = default_headers if default_headers is not None else []
         self.scope: dict[str, Any] = {}
-        self._app_task: asyncio.Task[None] | None = None
         self._connect_sent = False
         self._disconnect: Message | None = None
         self._denial: tuple[int, Headers, bytearray] | None = None
@@ -85,18 +82,11 @@ class ASGIServerProtocol(ServerProtocol):
             return
         self._read_flow.pause_reading()  # until the app accepts
         self.scope = self._scope(request)
-        self._app_task = task = self.loop.create_task(self._run_app())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self._start(self._run_app())
 
     def _scope(self, request: Request) -> dict[str, Any]:
         raw_path, _, query = request.path.partition("?")
-        offered = [
-            item.strip()
-            for value in request.headers.get_all("Sec-WebSocket-Protocol")
-            for item in value.split(",")
-            if item.strip()
-        ]
+        offered = offered_subprotocols(request)
         transport: Any = self.transport
         return {
             "type": "websocket",

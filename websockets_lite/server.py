@@ -76,6 +76,16 @@ _NORMAL_ENDS = frozenset({
 SERVER = f"Python/{sys.version_info.major}.{sys.version_info.minor} websockets_lite/{__version__}"
 
 
+def offered_subprotocols(request: Request) -> list[str]:
+    """The subprotocols a client offers, in its order of preference."""
+    return [
+        item.strip()
+        for value in request.headers.get_all("Sec-WebSocket-Protocol")
+        for item in value.split(",")
+        if item.strip()
+    ]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class HandshakePolicy:
     """How a server answers opening handshakes, checked once and shared by
@@ -314,12 +324,7 @@ class ServerProtocol(Connection):
             return self.protocol.upgrade_error, None
         if not self.policy.origin_allowed(request.headers.get("Origin")):
             return Response(403, body="Origin not allowed.\n"), None
-        offered = [
-            item.strip()
-            for value in request.headers.get_all("Sec-WebSocket-Protocol")
-            for item in value.split(",")
-            if item.strip()
-        ]
+        offered = offered_subprotocols(request)
         select_subprotocol = self.policy.select_subprotocol
         if select_subprotocol is not None:
             chosen = select_subprotocol(self, offered)

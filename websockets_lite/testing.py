@@ -344,7 +344,7 @@ class connect:
         assert self.client is not None and self._server is not None
         await self.client.close()
         server = self._server
-        task = getattr(server, "_task", None) or getattr(server, "_app_task", None)
+        task = server._task
         if task is not None:
             await asyncio.wait([task], timeout=5)
         await server.wait_closed()

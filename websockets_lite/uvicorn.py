@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -44,7 +44,7 @@ class WebSocketProtocol(ASGIServerProtocol):
     ``disconnect_timeout``) come from :meth:`configure`.
     """
 
-    __slots__ = ("config", "connections")
+    __slots__ = ("config", "connections", "tasks")
 
     #: Keyword arguments of :func:`~websockets_lite.serve` for the limits and
     #: timeouts, applied over what uvicorn's options set.
@@ -94,6 +94,14 @@ class WebSocketProtocol(ASGIServerProtocol):
         # uvicorn's types name its own protocols only.
         self.connections: set[Any] = server_state.connections
         self.tasks = server_state.tasks
+
+    def _start(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        # uvicorn waits for these tasks at shutdown.
+        super()._start(coroutine)
+        task = self._task
+        assert task is not None
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.connections.add(self)
