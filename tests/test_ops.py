@@ -215,6 +215,10 @@ async def test_server_stats_after_a_known_sequence(start_server):
     assert stats.handshakes_accepted == 3 and stats.handshakes_rejected == {403: 1}
     assert stats.messages_in == 3 and stats.messages_out == 3
     assert stats.broadcasts_delivered == 3 and stats.broadcasts_skipped == 0
+    # send_nowait() alone is no broadcast (the Hub's catch-up uses it).
+    assert ends.connections[0].send_nowait("w")
+    assert await clients[0].recv() == "w"
+    assert server.server.stats.broadcasts_delivered == 3
     await clients[0].close()
     await clients[1].send("z" * 2000)  # over the limit: 1009
     await until(lambda: sum(server.server.stats.closes.values()) == 2)

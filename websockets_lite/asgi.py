@@ -98,7 +98,7 @@ class ASGIConnection:
         self.logger = logger or default_logger
         self.write_limit = options.write_limit
         self.disconnect_timeout = options.disconnect_timeout
-        self.broadcasts_skipped = 0
+        self.broadcasts_sent = self.broadcasts_skipped = 0
         self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
         self._id: uuid.UUID | None = None
         self._queue_size = options.message_queue_size
@@ -160,11 +160,7 @@ class ASGIConnection:
         rcvd = self._rcvd
         if rcvd is None:
             return CloseCause.LOST
-        if rcvd.code in (CloseCode.NORMAL_CLOSURE, CloseCode.NO_STATUS_RCVD):
-            return CloseCause.PEER_NORMAL
-        if rcvd.code == CloseCode.GOING_AWAY:
-            return CloseCause.PEER_GOING_AWAY
-        return CloseCause.PEER_ERROR
+        return CloseCause.of_peer_close(rcvd.code)
 
     @property
     def stats(self) -> Stats:
@@ -183,6 +179,7 @@ class ASGIConnection:
             write_buffer_size=self._outbox_bytes,
             read_paused=self._paused_since is not None,
             read_paused_seconds=paused,
+            broadcasts_sent=self.broadcasts_sent,
             broadcasts_skipped=self.broadcasts_skipped,
         )
 

@@ -137,3 +137,12 @@ class CloseCause(enum.Enum):
     #: Closed with 1013 for being too slow: ``broadcast(on_slow="close")``, or
     #: a Hub subscriber whose missed messages left the history.
     TOO_SLOW = "too_slow"
+
+    @classmethod
+    def of_peer_close(cls, code: int) -> CloseCause:
+        """The cause when the peer closed with ``code``."""
+        if code == CloseCode.NORMAL_CLOSURE or code == CloseCode.NO_STATUS_RCVD:
+            return cls.PEER_NORMAL
+        if code == CloseCode.GOING_AWAY:
+            return cls.PEER_GOING_AWAY
+        return cls.PEER_ERROR

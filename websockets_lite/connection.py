@@ -338,14 +338,9 @@ class Connection(asyncio.BufferedProtocol):
             return _PEER_ERRORS.get(error.code, CloseCause.PROTOCOL_ERROR)
         rcvd = protocol.close_rcvd
         if rcvd is not None and protocol.close_rcvd_then_sent is not False:
-            code = rcvd.code
-            if code == CloseCode.NORMAL_CLOSURE or code == CloseCode.NO_STATUS_RCVD:
-                return CloseCause.PEER_NORMAL
-            if code == CloseCode.GOING_AWAY:
-                return CloseCause.PEER_GOING_AWAY
-            if code == CloseCode.INTERNAL_ERROR and self._read_flow.paused_seconds() >= 1.0:
+            if rcvd.code == CloseCode.INTERNAL_ERROR and self._read_flow.paused_seconds() >= 1.0:
                 return CloseCause.PEER_TIMEOUT_WHILE_PAUSED
-            return CloseCause.PEER_ERROR
+            return CloseCause.of_peer_close(rcvd.code)
         if protocol.close_sent is not None:
             return CloseCause.APPLICATION
         return CloseCause.LOST
@@ -629,7 +624,6 @@ class Connection(asyncio.BufferedProtocol):
             if not flusher.scheduled:
                 flusher.arm(self.loop)
             self.messages_out += 1
-            self.broadcasts_sent += 1
             self.bytes_out += size
             transport.write(frame)
             return True
@@ -659,7 +653,6 @@ class Connection(asyncio.BufferedProtocol):
             else:
                 frame = protocol.send_binary(message)
         self.messages_out += 1
-        self.broadcasts_sent += 1
         flusher = self._flusher
         if cork is None:
             if self._epoch != flusher.epoch:

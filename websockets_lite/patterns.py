@@ -45,6 +45,7 @@ class WebSocketLike(Protocol):
     :class:`~websockets_lite.Connection`, or an
     :class:`~websockets_lite.asgi.ASGIConnection`."""
 
+    broadcasts_sent: int
     broadcasts_skipped: int
 
     @property
@@ -222,6 +223,7 @@ def broadcast(
             delivered = ws.send_nowait(message)
         if delivered:
             sent += 1
+            ws.broadcasts_sent += 1
         elif ws.state is State.OPEN and not ws.sending_fragments:
             ws.broadcasts_skipped += 1
             if on_slow != "skip":

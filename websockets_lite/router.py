@@ -196,7 +196,6 @@ def _setup(
 ) -> tuple[Router, ProcessRequest]:
     """Check route()'s own arguments; return the router and the
     ``process_request`` to serve with (``ssl`` goes into ``kwargs``)."""
-    _require_werkzeug()
     if ssl is None:
         url_scheme = "ws"
     elif ssl is True:

@@ -42,6 +42,7 @@ from .exceptions import ConnectionClosed
 from .flow import READ_CHUNK
 from .http import HeadersLike
 from .options import LOW_LEVEL, Options
+from .protocol import State, frames
 from .server import Handler, HandshakePolicy, ServerProtocol, serve
 
 __all__ = ["MemoryTransport", "TestClient", "connect", "pair"]
@@ -234,8 +235,7 @@ class TestClient(ClientProtocol):
             head += bytes([bit | 127]) + struct.pack("!Q", size)
         if mask:
             key = os.urandom(4)
-            masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-            self.send_raw(head + key + masked)
+            self.send_raw(head + key + frames.mask(payload, key))
         else:
             self.send_raw(head + payload)
 
@@ -291,8 +291,9 @@ class connect:
         target = self.target
         if isinstance(target, serve):
             handler = self._recording(target.handler)
-            return ServerProtocol(handler, options=target.options, policy=target.policy,
-                                  logger=target.logger)
+            factory = target.create_connection or ServerProtocol
+            return factory(handler, options=target.options, policy=target.policy,
+                           logger=target.logger)
         if not callable(target):
             raise TypeError(f"cannot connect to {type(target).__name__}: expected a handler, "
                             "a serve() or route() setup, or an ASGI app")
@@ -308,7 +309,7 @@ class connect:
             try:
                 await handler(ws, **arguments)
             except ConnectionClosed:
-                if ws.state.name == "OPEN":
+                if ws.state is State.OPEN:
                     errors.append(ConnectionError("a ConnectionClosed of another connection"))
                 raise
             except BaseException as exc:
@@ -363,11 +364,9 @@ def _is_asgi(target: Any) -> bool:
 class _RecordingASGI(ASGIServerProtocol):
     """An ASGI server end that keeps the app's exception for the test."""
 
-    __slots__ = ("_errors",)
+    __slots__ = ()
 
     def __init__(self, errors: list[BaseException], app: Any, **kwargs: Any) -> None:
-        self._errors = errors
-
         async def recording(scope: Any, receive: Any, send: Any) -> None:
             try:
                 await app(scope, receive, send)
