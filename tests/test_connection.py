@@ -81,6 +81,17 @@ class TestSendRecv:
             await ws.send_message("trio style")
             assert await ws.get_message() == "trio style"
 
+    async def test_large_memoryviews_of_wide_items_go_as_their_bytes(self, start_server):
+        import array
+
+        server = await start_server(echo, max_message_size=2**22)
+        numbers = array.array("d", range(2**17))  # 1 MiB in 8-byte items
+        async with connect(server.uri, max_message_size=2**22) as ws:
+            await ws.send(memoryview(numbers))
+            assert await ws.recv() == numbers.tobytes()
+            await ws.send("after")  # the stream is still in step
+            assert await ws.recv() == "after"
+
     async def test_wrong_types_are_refused(self, start_server):
         server = await start_server(echo)
         async with connect(server.uri) as ws:

@@ -45,7 +45,7 @@ from .exceptions import (
 from .flow import READ_CHUNK, ReadFlow, WriteFlow
 from .http import Request, Response
 from .options import LOW_LEVEL, Options
-from .protocol import Fragment, Pong, Protocol, Side, State
+from .protocol import LARGE_MESSAGE, Fragment, Pong, Protocol, Side, State
 from .typing import Data, DataLike, Fragments
 
 __all__ = ["Connection", "Stats"]
@@ -425,7 +425,8 @@ class Connection(asyncio.BufferedProtocol):
             return received
         if self._recv_waiter is not None or self._streaming:
             raise ConcurrencyError("another coroutine is already receiving from this connection")
-        message = await self._next_item()
+        # Queued already (the common case under load): no coroutine to await.
+        message = self._take() if self._read_flow.messages else await self._next_item()
         if type(message) is Fragment:
             return await self._join(message)
         return message  # type: ignore[return-value]  # not a Fragment
@@ -460,8 +461,12 @@ class Connection(asyncio.BufferedProtocol):
                 await waiter
             finally:
                 self._recv_waiter = None
+        return self._take()
+
+    def _take(self) -> Data | Fragment:
+        """Take the first queued item, and go on reading once there is room."""
         item: Data | Fragment = self._read_flow.take()
-        if self._stalled and len(messages) <= self._read_flow.size:
+        if self._stalled and len(self._read_flow.messages) <= self._read_flow.size:
             self._stalled = False
             self._process()
         return item
@@ -556,8 +561,11 @@ class Connection(asyncio.BufferedProtocol):
         protocol = self.protocol
         if protocol.state is not _OPEN:
             await self._raise_closed()
-        if isinstance(message, (str, bytes, bytearray, memoryview)) and (
-            parts := protocol.send_parts(message)
+        if (
+            isinstance(message, (str, bytes, bytearray, memoryview))
+            # A memoryview's len() counts items, not bytes.
+            and (len(message) >= LARGE_MESSAGE or type(message) is memoryview)
+            and (parts := protocol.send_parts(message))
         ):
             self.messages_out += 1
             for part in parts:

@@ -34,10 +34,11 @@ from __future__ import annotations
 from .deflate import Deflate
 from .frames import MAX_CLOSE_REASON, encode_frame, frame, mask
 from .handshake import MAX_BODY_SIZE, MAX_HANDSHAKE_SIZE, MAX_HEADERS
-from .machine import MAX_PONG_BYTES, Protocol
+from .machine import LARGE_MESSAGE, MAX_PONG_BYTES, Protocol
 from .state import Fragment, Pong, Side, State
 
 __all__ = [
+    "LARGE_MESSAGE",
     "MAX_BODY_SIZE",
     "MAX_CLOSE_REASON",
     "MAX_HANDSHAKE_SIZE",

@@ -85,12 +85,11 @@ def frame(first: int, payload: bytes, masked: bool) -> bytes:
 
 def frame_parts(first: int, payload: bytes | bytearray | memoryview, masked: bool) -> list[bytes]:
     """The same frame as :func:`frame`, as its header and its payload, for
-    two writes: a long payload is not copied once more to join them."""
+    two writes: a long payload (64 KiB or more, of single bytes) is not
+    copied once more to join them."""
     size = len(payload)
-    bit = 0x80 if masked else 0
-    if size < 65536:
-        return [frame(first, bytes(payload), masked)]
-    header = _pack_long(first, 127 | bit, size)
+    assert size >= 65536
+    header = _pack_long(first, 127 | (0x80 if masked else 0), size)
     if not masked:
         return [header, payload if isinstance(payload, bytes) else bytes(payload)]
     key = os.urandom(4)
