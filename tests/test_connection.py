@@ -245,6 +245,9 @@ class TestPing:
             assert 0 < rtt < 5
             assert ws.latency == rtt
             assert await ws.ping("payload") > 0
+            assert await ws.ping(memoryview(b"view")) > 0
+            with pytest.raises(TypeError, match="ping data"):
+                await ws.ping(5)  # not five NUL bytes
 
     async def test_a_pong_answers_every_earlier_ping(self, start_server):
         server = await start_server(echo)

@@ -350,6 +350,9 @@ class TestBasicAuth:
             basic_auth()
         with pytest.raises(TypeError):
             basic_auth(credentials=("a", "b"), check_credentials=lambda u, p: True)
+        for bad in ((), [], [("a", 1)], ("a",), [("a", "b", "c")]):
+            with pytest.raises(TypeError, match="credentials"):
+                basic_auth(credentials=bad)
 
 
 class TestHandshakePolicy:

@@ -728,7 +728,7 @@ class Connection(asyncio.BufferedProtocol):
         if self._write_flow.paused or self.transport.is_closing():
             await self._drain()
 
-    async def ping(self, data: str | bytes | None = None) -> float:
+    async def ping(self, data: DataLike | None = None) -> float:
         """Send a ping and return the round-trip time in seconds once the pong
         arrives. A pong answers every earlier ping too (RFC 6455 5.5.3).
 
@@ -741,6 +741,8 @@ class Connection(asyncio.BufferedProtocol):
         comes in one ``await``. ``websockets_lite.compat`` keeps websockets'
         form.
         """
+        if data is not None and not isinstance(data, (str, bytes, bytearray, memoryview)):
+            raise TypeError(f"ping data must be str or bytes-like, not {type(data).__name__}")
         if self.protocol.state is not State.OPEN:
             await self._raise_closed()
         if data is None:

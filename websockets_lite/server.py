@@ -16,7 +16,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from .close import CloseCause, CloseCode, check_close
 from .connection import Connection
@@ -870,9 +870,12 @@ def basic_auth(
     if (credentials is None) == (check_credentials is None):
         raise TypeError("give either credentials or check_credentials")
     if credentials is not None:
-        pairs = [credentials] if isinstance(credentials, tuple) and isinstance(
-            credentials[0], str
-        ) else list(credentials)
+        pairs = cast(
+            "list[tuple[str, str]]", [credentials] if _is_pair(credentials) else list(credentials)
+        )
+        if not pairs or not all(_is_pair(pair) for pair in pairs):
+            raise TypeError(f"credentials must be a (username, password) pair or pairs of str, "
+                            f"not {credentials!r}")
         table = {user.encode(): password.encode() for user, password in pairs}
 
         def check(username: str, password: str) -> bool:
@@ -905,3 +908,11 @@ def basic_auth(
         return challenge
 
     return process_request
+
+
+def _is_pair(value: object) -> bool:
+    return (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(item, str) for item in value)
+    )

@@ -45,10 +45,8 @@ class Connection(_connection.Connection):
         same data awaits its pong. The future fails with ``ConnectionClosed``
         if the connection closes first; nobody needs to await it.
         """
-        if isinstance(data, (bytearray, memoryview)):
-            data = bytes(data)
-        elif data is not None and not isinstance(data, (str, bytes)):
-            raise TypeError("data must be str or bytes-like")
+        if data is not None and not isinstance(data, (str, bytes, bytearray, memoryview)):
+            raise TypeError("data must be str or bytes-like")  # before the task starts
         if self.state is not State.OPEN:
             await super().ping(data)  # raises ConnectionClosed once closed
         pong_waiter = self.loop.create_task(super().ping(data))

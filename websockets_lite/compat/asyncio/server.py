@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import http
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -13,6 +12,7 @@ from ... import server as _server
 from ...http import Headers as _CoreHeaders
 from ...http import Request
 from ...http import Response as _CoreResponse
+from ...protocol.handshake import reason_phrase
 from ...server import SERVER, Origin, Server
 from ..datastructures import Headers
 from ..http11 import Response
@@ -43,12 +43,8 @@ class ServerConnection(Connection, _server.ServerProtocol):
         """A plain text HTTP response for ``process_request`` or
         ``process_response`` to return."""
         code = int(status)
-        try:
-            reason = http.HTTPStatus(code).phrase
-        except ValueError:
-            reason = ""
         headers = Headers([("Content-Type", "text/plain; charset=utf-8")])
-        return Response(code, reason, headers, text.encode())
+        return Response(code, reason_phrase(code), headers, text.encode())
 
 
 Handler: TypeAlias = Callable[[ServerConnection], Awaitable[None]]
@@ -261,17 +257,4 @@ def basic_auth(
     the answer is 401 with a ``WWW-Authenticate`` challenge."""
     if (credentials is None) == (check_credentials is None):
         raise ValueError("provide either credentials or check_credentials")
-    if credentials is not None:
-        pairs = [credentials] if _is_pair(credentials) else list(credentials)
-        if not pairs or not all(_is_pair(pair) for pair in pairs):
-            raise TypeError(f"invalid credentials argument: {credentials}")
-        credentials = cast(list[tuple[str, str]], pairs)
     return cast(ProcessRequest, _server.basic_auth(realm, credentials, check_credentials))
-
-
-def _is_pair(value: object) -> bool:
-    return (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(item, str) for item in value)
-    )
