@@ -189,6 +189,8 @@ async def test_the_pytest_fixtures(websocket_server, websocket_client):
     other = await websocket_client(also.uri)
     await other.send("and a serve() setup")
     assert await other.recv() == "and a serve() setup"
+    with pytest.raises(TypeError, match="max_message_size"):  # not silently dropped
+        await websocket_server(serve(echo), max_message_size=100)
 
 
 def test_wrong_targets():

@@ -49,6 +49,9 @@ async def start_server(target: Any, **kwargs: Any) -> RunningServer:
     """Start ``target`` (a handler, or a ``serve()``/``route()`` made but not
     started) on 127.0.0.1 with a free port."""
     if isinstance(target, serve):
+        if kwargs:
+            raise TypeError("give serve()'s arguments to serve(), not with it: "
+                            f"{', '.join(sorted(kwargs))}")
         target.host, target.port = "127.0.0.1", 0
         server = await target
     else:

@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from uvicorn.config import Config
-from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
+from uvicorn.protocols.utils import get_local_addr, get_remote_addr
 from uvicorn.server import ServerState
 
 from .asgi_server import ASGIServerProtocol
@@ -119,9 +119,9 @@ class WebSocketProtocol(ASGIServerProtocol):
         super()._connection_ended()
 
     def _scope(self, request: Request) -> dict[str, Any]:
+        # uvicorn's own way to name the addresses (Unix sockets included).
         scope = super()._scope(request)
         transport: Any = self.transport
-        scope["scheme"] = "wss" if is_ssl(transport) else "ws"
         scope["server"] = get_local_addr(transport)
         scope["client"] = get_remote_addr(transport)
         return scope

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import itertools
 import json
 import logging
 import sys
@@ -517,8 +518,7 @@ class Hub:
             or not first.offset - 1 <= cursor.offset <= last.offset
         ):
             return None
-        start = cursor.offset - first.offset + 1
-        return [recent[index] for index in range(start, len(recent))]
+        return list(itertools.islice(recent, cursor.offset - first.offset + 1, None))
 
     def _start_refill(self, state: Topic) -> None:
         if state.refill is None or state.refill.done():
